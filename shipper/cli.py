@@ -1,0 +1,117 @@
+"""The `shipper` command. Only `main()` turns errors into exit codes and messages.
+
+Imports are lazy so `shipper --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+
+from shipper.errors import ExitCode, ShipperError
+
+EXIT_CODES_HELP = """exit codes:
+  0  success (every sink caught up, or follow mode stopped cleanly)
+  1  internal error (a bug: please report it)
+  2  configuration error (the message names the file and key)
+  3  the API refused the request (401 bad key, 403 no permission / audit logging off, 400/404)
+  4  the API stayed unavailable after retries (5xx, 429, timeouts, garbled bodies)
+  5  at least one sink could not be delivered to; its cursor stayed where it was
+  6  another shipper holds the state directory's lock
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shipper",
+        description="Export an OpenAI organization's audit log into your SIEM, at-least-once.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="deliver events (follow mode unless --once)")
+    run.add_argument("--config", required=True, type=Path)
+    run.add_argument("--once", action="store_true", help="catch up to now, deliver, commit, exit")
+    check = sub.add_parser("check", help="validate the config, probe the API and every sink")
+    check.add_argument("--config", required=True, type=Path)
+    status = sub.add_parser("status", help="per-sink cursor, lag and state location")
+    status.add_argument("--config", required=True, type=Path)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_parser("emulate", help="serve the built-in audit-log API emulator", add_help=False)
+    demo = sub.add_parser("demo", help="run the whole pipeline against the built-in emulator")
+    demo.add_argument("--out", type=Path, default=Path("shipper-demo"))
+    demo.add_argument("--events", type=int, default=2000)
+    return parser
+
+
+def _install_stop_handlers(stop: threading.Event) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from shipper import app, logs
+    from shipper.config import load_config
+
+    config = load_config(args.config)
+    logs.configure(config.log.level, config.log.format)
+    stop = threading.Event()
+    _install_stop_handlers(stop)
+    outcome = app.run(config, once=args.once, stop=stop)
+    return int(outcome.exit_code)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from shipper.checks import run_checks
+
+    return run_checks(args.config)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from shipper.status import show_status
+
+    return show_status(args.config, as_json=args.json)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from shipper.demo import run_demo
+
+    return run_demo(args.out, events=args.events)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": _cmd_run,
+    "check": _cmd_check,
+    "status": _cmd_status,
+    "demo": _cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["emulate"]:
+        from shipper.emulator.cli import main as emulate
+
+        return emulate(argv[1:])
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ShipperError as exc:
+        from shipper.secrets import redact
+
+        print(f"shipper: error: {redact(str(exc))}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        return int(ExitCode.INTERRUPTED)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Dead letters: events a receiver refused for good, kept with the reason and replayable.
+
+One JSON-lines file per sink; each line is `{"time", "sink", "reason", "event"}` where `event`
+is the API object as received. Appends are fsync'd before the sink's cursor moves past them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from shipper.fsutil import open_append, write_all
+from shipper.model import rfc3339
+from shipper.secrets import redact
+from shipper.sink import Rejection
+
+
+def default_path(state_dir: Path, sink: str) -> Path:
+    return state_dir / "dead-letter" / f"{sink}.jsonl"
+
+
+def append(path: Path, sink: str, rejections: Sequence[Rejection], now: float) -> None:
+    """Durably record `rejections` (returns only after fsync)."""
+    if not rejections:
+        return
+    stamp = rfc3339(int(now))
+    lines = b"".join(
+        orjson.dumps(
+            {
+                "time": stamp,
+                "sink": sink,
+                "reason": redact(r.reason),
+                "event_id": r.event.id,
+                "event": r.event.raw,
+            }
+        )
+        + b"\n"
+        for r in rejections
+    )
+    fd = open_append(path)
+    try:
+        write_all(fd, lines)
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,127 @@
+"""One sink's side of the pipeline: a worker thread that delivers windows in order and commits.
+
+Each sink has its own worker, queue and cursor, so one slow or failing sink never holds back
+another: a sink whose queue stays full past the stall timeout is marked lagging and skips the
+rest of the cycle (its cursor stays on the last window it finished; the next cycle resumes it).
+Skipping is sticky within a cycle because a cursor may only move over contiguous windows.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from shipper import deadletter
+from shipper.errors import SinkError
+from shipper.model import AuditEvent
+from shipper.secrets import redact
+from shipper.sink import Sink
+from shipper.state import CursorStore
+from shipper.windows import Cursor
+
+log = structlog.get_logger("shipper.delivery")
+
+MAX_QUEUED_WINDOWS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    start: int
+    end: int
+    events: list[AuditEvent]
+
+
+@dataclass(slots=True)
+class SinkReport:
+    delivered: int = 0
+    dead_lettered: int = 0
+    windows: int = 0
+    state: str = "ok"  # ok | failed | lagging
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class SinkWorker:
+    name: str
+    sink: Sink
+    cursor: Cursor
+    store: CursorStore
+    dead_letter_path: Path
+    lookback: int
+    clock: Callable[[], float] = time.time
+    report: SinkReport = field(default_factory=SinkReport)
+    _queue: queue.Queue[Window | None] = field(
+        default_factory=lambda: queue.Queue(MAX_QUEUED_WINDOWS)
+    )
+    _thread: threading.Thread | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.report.state == "ok"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name=f"sink-{self.name}", daemon=True)
+        self._thread.start()
+
+    def offer(self, window: Window, stall_timeout: float | None) -> None:
+        """Queue `window`; after `stall_timeout` seconds of a full queue, mark the sink lagging."""
+        if not self.active:
+            return
+        try:
+            self._queue.put(window, timeout=stall_timeout)
+        except queue.Full:
+            self.report.state = "lagging"
+            log.warning("sink_lagging", sink=self.name, stalled_seconds=stall_timeout)
+
+    def finish(self) -> SinkReport:
+        """Let the worker drain what is queued, then stop it."""
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join()
+        return self.report
+
+    def _loop(self) -> None:
+        while (window := self._queue.get()) is not None:
+            if self.report.state == "failed":
+                continue
+            try:
+                self._deliver(window)
+            except SinkError as exc:
+                self._fail(str(exc))
+            except OSError as exc:  # disk full, read-only state directory, ...
+                self._fail(f"{type(exc).__name__}: {exc.strerror or exc}")
+            except Exception as exc:  # a bug in a sink must not take the others down
+                log.exception("sink_crashed", sink=self.name)
+                self._fail(f"unexpected {type(exc).__name__}: {exc}")
+
+    def _fail(self, message: str) -> None:
+        self.report.state = "failed"
+        self.report.error = redact(message)
+        log.error("sink_failed", sink=self.name, error=self.report.error)
+
+    def _deliver(self, window: Window) -> None:
+        todo = self.cursor.pending(window.events, self.lookback)
+        rejected = []
+        if todo:
+            rejected = list(self.sink.send(todo))
+            self.sink.flush()
+            deadletter.append(self.dead_letter_path, self.name, rejected, self.clock())
+        # Rejected events are handled (durably dead-lettered), so the cursor moves past them.
+        self.cursor = self.cursor.advance(todo, window.end, self.lookback)
+        self.store.save(self.name, self.cursor)
+        self.report.delivered += len(todo) - len(rejected)
+        self.report.dead_lettered += len(rejected)
+        self.report.windows += 1
+        if rejected:
+            log.warning(
+                "events_dead_lettered",
+                sink=self.name,
+                count=len(rejected),
+                file=str(self.dead_letter_path),
+            )

@@ -1,0 +1,97 @@
+"""One exception tree, classified by what the caller should do.
+
+Only the CLI turns these into exit codes (see `ExitCode`); everything below it raises.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    INTERNAL = 1
+    CONFIG = 2
+    SOURCE_REFUSED = 3
+    SOURCE_UNAVAILABLE = 4
+    SINK_FAILED = 5
+    LOCKED = 6
+    INTERRUPTED = 130
+
+
+class ShipperError(Exception):
+    """Base of every error the CLI reports as a message instead of a traceback."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+
+class ConfigError(ShipperError):
+    """The configuration is unusable; the message names the file and the key."""
+
+    exit_code = ExitCode.CONFIG
+
+    def __init__(self, message: str, *, path: str | None = None, key: str | None = None) -> None:
+        where = ":".join(p for p in (path, key) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+        self.path = path
+        self.key = key
+
+
+class LockHeldError(ShipperError):
+    """Another shipper process owns the state directory."""
+
+    exit_code = ExitCode.LOCKED
+
+
+class SourceError(ShipperError):
+    """The audit-log API could not be read."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, request_id: str | None = None
+    ) -> None:
+        suffix = f" (x-request-id {request_id})" if request_id else ""
+        super().__init__(message + suffix)
+        self.status = status
+        self.request_id = request_id
+
+
+class SourceRefusedError(SourceError):
+    """The API refused the request for a reason retrying cannot fix (400/401/403/404)."""
+
+    exit_code = ExitCode.SOURCE_REFUSED
+
+
+class SourceUnavailableError(SourceError):
+    """Retries against the API were exhausted (5xx, 429, timeouts, garbled bodies)."""
+
+    exit_code = ExitCode.SOURCE_UNAVAILABLE
+
+
+class RetryableResponseError(Exception):
+    """Internal signal to the retry loop: this attempt failed but another may succeed."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SinkError(ShipperError):
+    """A sink could not take the batch; its cursor stays where it was."""
+
+    exit_code = ExitCode.SINK_FAILED
+
+    def __init__(self, sink: str, message: str) -> None:
+        super().__init__(f"sink {sink!r}: {message}")
+        self.sink = sink
+
+
+class SinkRetryableError(SinkError):
+    """A transient failure (connection refused, 5xx, 429, timeout): try again later."""
+
+    def __init__(self, sink: str, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(sink, message)
+        self.retry_after = retry_after
+
+
+class SinkFatalError(SinkError):
+    """A failure no retry can fix (bad token, missing index): stop this sink and tell the operator."""

@@ -1,0 +1,204 @@
+"""The event model: the API object as received, and its normalized reading.
+
+`AuditEvent` is what flows through the pipeline. It keeps the API object untouched (`raw`), so
+nothing the API sends is ever lost, and computes the normalized reading only when a renderer
+asks for it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+JsonDict = dict[str, Any]
+
+# Top-level keys of an AuditLog object that the model reads; anything else is kept as `extra`.
+_DECLARED_TOP_LEVEL = frozenset({"id", "object", "type", "effective_at", "actor", "project"})
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One audit-log entry as listed by the API, plus the organization label from config."""
+
+    id: str
+    type: str
+    effective_at: int
+    raw: JsonDict
+    organization: str | None = None
+
+    @classmethod
+    def from_api(cls, obj: JsonDict, organization: str | None = None) -> AuditEvent:
+        """Build from an API object; raises `ValueError` naming the problem if it lacks an id."""
+        event_id = obj.get("id")
+        if not isinstance(event_id, str) or not event_id:
+            raise ValueError("audit-log entry without a string 'id'")
+        effective_at = obj.get("effective_at")
+        if isinstance(effective_at, bool) or not isinstance(effective_at, int | float):
+            raise ValueError(f"audit-log entry {event_id!r} has no numeric 'effective_at'")
+        event_type = obj.get("type")
+        return cls(
+            id=event_id,
+            type=event_type if isinstance(event_type, str) else "unknown",
+            effective_at=int(effective_at),
+            raw=obj,
+            organization=organization,
+        )
+
+    @property
+    def sort_key(self) -> tuple[int, str]:
+        return (self.effective_at, self.id)
+
+    @property
+    def timestamp(self) -> str:
+        """`effective_at` as RFC 3339 UTC, e.g. 2024-07-12T17:09:50Z."""
+        return rfc3339(self.effective_at)
+
+    @property
+    def payload(self) -> Any:
+        """The type-keyed object (the API puts each type's details under a key equal to the type)."""
+        return self.raw.get(self.type)
+
+
+def rfc3339(seconds: int) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def split_type(event_type: str) -> tuple[str, str]:
+    """`role.assignment.created` -> (`role.assignment`, `created`); a dotless type is its own action."""
+    target, _, action = event_type.rpartition(".")
+    return (target or event_type, action)
+
+
+def outcome_of(event_type: str) -> str:
+    return "failure" if event_type.endswith(".failed") else "success"
+
+
+@dataclass(slots=True)
+class Actor:
+    """Who acted. `kind` is the API's actor type, kept verbatim even when it is new to us."""
+
+    kind: str | None = None
+    user_id: str | None = None
+    user_email: str | None = None
+    api_key_id: str | None = None
+    api_key_kind: str | None = None
+    service_account_id: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    ja3: str | None = None
+    ja4: str | None = None
+    geo: JsonDict = field(default_factory=dict)
+    extra: JsonDict = field(default_factory=dict)
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _dict(value: Any) -> JsonDict:
+    return value if isinstance(value, dict) else {}
+
+
+def _rest(obj: JsonDict, known: frozenset[str]) -> JsonDict:
+    return {k: v for k, v in obj.items() if k not in known}
+
+
+_USER_KEYS = frozenset({"id", "email"})
+_SESSION_KEYS = frozenset({"user", "ip_address", "user_agent", "ja3", "ja4", "ip_address_details"})
+_API_KEY_KEYS = frozenset({"id", "type", "user", "service_account"})
+
+
+def _read_user(actor: Actor, user: JsonDict) -> None:
+    actor.user_id = _str(user.get("id"))
+    actor.user_email = _str(user.get("email"))
+    if extra := _rest(user, _USER_KEYS):
+        actor.extra["user"] = extra
+
+
+def _read_session(actor: Actor, session: JsonDict) -> None:
+    _read_user(actor, _dict(session.get("user")))
+    actor.ip = _str(session.get("ip_address"))
+    actor.user_agent = _str(session.get("user_agent"))
+    actor.ja3 = _str(session.get("ja3"))
+    actor.ja4 = _str(session.get("ja4"))
+    actor.geo = _dict(session.get("ip_address_details"))
+    if extra := _rest(session, _SESSION_KEYS):
+        actor.extra.update(extra)
+
+
+def _read_api_key(actor: Actor, key: JsonDict) -> None:
+    actor.api_key_id = _str(key.get("id"))
+    actor.api_key_kind = _str(key.get("type"))
+    _read_user(actor, _dict(key.get("user")))
+    actor.service_account_id = _str(_dict(key.get("service_account")).get("id"))
+    if extra := _rest(key, _API_KEY_KEYS):
+        actor.extra.update(extra)
+
+
+def read_actor(raw: Any) -> Actor:
+    """Read any actor shape; unknown kinds keep their whole sub-object in `extra`."""
+    if not isinstance(raw, dict):
+        return Actor()
+    kind = _str(raw.get("type"))
+    actor = Actor(kind=kind)
+    detail = raw.get(kind) if kind else None
+    if kind == "session":
+        _read_session(actor, _dict(detail))
+    elif kind == "api_key":
+        _read_api_key(actor, _dict(detail))
+    elif detail is not None:
+        actor.extra[kind or "detail"] = detail
+    if extra := _rest(raw, frozenset({"type", kind or "type"})):
+        actor.extra.update(extra)
+    return actor
+
+
+_GEO_FIELDS = ("country", "city", "region", "region_code", "asn", "latitude", "longitude")
+
+
+def normalize(event: AuditEvent) -> JsonDict:
+    """The documented flat `normalized` shape (README: "The normalized format").
+
+    Keys whose value would be null are left out; nothing the API sent is dropped: the payload is
+    kept whole, unknown actor fields go to `actor_extra`, undeclared top-level fields to `extra`.
+    """
+    raw = event.raw
+    target_type, action = split_type(event.type)
+    payload = raw.get(event.type)
+    actor = read_actor(raw.get("actor"))
+    project = _dict(raw.get("project"))
+    doc: JsonDict = {
+        "id": event.id,
+        "type": event.type,
+        "category": target_type,
+        "action": action,
+        "outcome": outcome_of(event.type),
+        "effective_at": event.effective_at,
+        "timestamp": event.timestamp,
+        "organization": event.organization,
+        "actor_kind": actor.kind,
+        "actor_user_id": actor.user_id,
+        "actor_user_email": actor.user_email,
+        "actor_api_key_id": actor.api_key_id,
+        "actor_api_key_kind": actor.api_key_kind,
+        "actor_service_account_id": actor.service_account_id,
+        "actor_ip": actor.ip,
+        "actor_user_agent": actor.user_agent,
+        "actor_ja3": actor.ja3,
+        "actor_ja4": actor.ja4,
+        "project_id": _str(project.get("id")),
+        "project_name": _str(project.get("name")),
+        "target_type": target_type,
+        "target_id": _str(_dict(payload).get("id")),
+    }
+    for name in _GEO_FIELDS:
+        doc[f"actor_geo_{name}"] = actor.geo.get(name)
+    doc["payload"] = payload
+    if actor.extra:
+        doc["actor_extra"] = actor.extra
+    if geo_extra := _rest(actor.geo, frozenset(_GEO_FIELDS)):
+        doc["actor_geo_extra"] = geo_extra
+    if extra := {k: v for k, v in raw.items() if k not in _DECLARED_TOP_LEVEL and k != event.type}:
+        doc["extra"] = extra
+    return {k: v for k, v in doc.items() if v is not None}

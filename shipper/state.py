@@ -1,0 +1,100 @@
+"""On-disk state: one cursor file per sink, written atomically, and a lock per state directory.
+
+Layout: `<state.dir>/<source name>/cursors/<sink name>.json`, `<state.dir>/shipper.lock`.
+State files hold ids and times only: never a secret.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from shipper.errors import LockHeldError, ShipperError
+from shipper.fsutil import PRIVATE_FILE, atomic_write, ensure_dir
+from shipper.model import rfc3339
+from shipper.windows import Cursor
+
+STATE_VERSION = 1
+
+
+class StateCorruptError(ShipperError):
+    """A cursor file exists but cannot be read; we refuse to guess where the sink stands."""
+
+
+class StateLock:
+    """An exclusive, non-blocking `flock` on the state directory, released when the process ends.
+
+    The kernel drops the lock when the holder dies (even by SIGKILL), so there is never a stale
+    lock to clean up by hand.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / "shipper.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        ensure_dir(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise LockHeldError(
+                f"another shipper (pid {holder}) is using the state directory {self.path.parent}; "
+                "two runs must never share one (overlapping cron jobs?)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> StateLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class CursorStore:
+    """Cursors of one source's sinks."""
+
+    def __init__(self, state_dir: Path, source_name: str) -> None:
+        self.dir = state_dir / source_name / "cursors"
+
+    def path(self, sink: str) -> Path:
+        return self.dir / f"{sink}.json"
+
+    def load(self, sink: str) -> Cursor | None:
+        path = self.path(sink)
+        try:
+            doc = orjson.loads(path.read_bytes())
+            return Cursor(high_water=int(doc["high_water"]), seen=dict(doc["seen"]))
+        except FileNotFoundError:
+            return None
+        except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise StateCorruptError(
+                f"cursor file {path} is unreadable ({exc}); restore it from a backup, or delete it "
+                "to start that sink again from source.start_at"
+            ) from None
+
+    def save(self, sink: str, cursor: Cursor) -> None:
+        doc: dict[str, Any] = {
+            "version": STATE_VERSION,
+            "sink": sink,
+            "high_water": cursor.high_water,
+            "high_water_at": rfc3339(cursor.high_water),
+            "updated_at": rfc3339(int(time.time())),
+            "seen": cursor.seen,
+        }
+        atomic_write(self.path(sink), orjson.dumps(doc, option=orjson.OPT_INDENT_2))

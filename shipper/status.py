@@ -1,0 +1,78 @@
+"""`shipper status`: where each sink stands, how far behind it is, where its state lives."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from shipper import deadletter
+from shipper.config import Config, load_config
+from shipper.model import rfc3339
+from shipper.state import CursorStore
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with path.open("rb") as handle:
+            return sum(1 for _ in handle)
+    except FileNotFoundError:
+        return 0
+
+
+def collect(config: Config, now: float | None = None) -> dict[str, Any]:
+    """The status document (also what `status --json` prints). Never contains a secret."""
+    now = time.time() if now is None else now
+    source = config.source
+    store = CursorStore(config.state.dir, source.name)
+    sinks = []
+    for settings in config.sinks:
+        cursor = store.load(settings.name)
+        dead = settings.dead_letter_path or deadletter.default_path(config.state.dir, settings.name)
+        sinks.append(
+            {
+                "name": settings.name,
+                "type": settings.type,
+                "cursor_file": str(store.path(settings.name)),
+                "high_water": cursor.high_water if cursor else None,
+                "high_water_at": rfc3339(cursor.high_water) if cursor else None,
+                "lag_seconds": int(now - cursor.high_water) if cursor else None,
+                "seen_ids": len(cursor.seen) if cursor else 0,
+                "dead_letter_file": str(dead),
+                "dead_letters": _count_lines(dead),
+            }
+        )
+    return {
+        "source": source.name,
+        "organization": source.organization,
+        "base_url": source.base_url,
+        "state_dir": str(config.state.dir),
+        "lookback_seconds": int(source.lookback),
+        "sinks": sinks,
+    }
+
+
+def _text(doc: dict[str, Any]) -> str:
+    lines = [
+        f"source {doc['source']} ({doc['base_url']}), state in {doc['state_dir']}",
+        f"{'SINK':<16} {'TYPE':<14} {'HIGH WATER (UTC)':<22} {'LAG':>10} {'DEAD':>6}  CURSOR FILE",
+    ]
+    for s in doc["sinks"]:
+        lag = "-" if s["lag_seconds"] is None else f"{s['lag_seconds']}s"
+        lines.append(
+            f"{s['name']:<16} {s['type']:<14} {s['high_water_at'] or 'never run':<22} "
+            f"{lag:>10} {s['dead_letters']:>6}  {s['cursor_file']}"
+        )
+    return "\n".join(lines)
+
+
+def show_status(config_path: Path, *, as_json: bool) -> int:
+    doc = collect(load_config(config_path))
+    if as_json:
+        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(_text(doc))
+    return 0

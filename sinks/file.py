@@ -1,0 +1,145 @@
+"""JSON-lines file sink: append, fsync before acknowledging, torn tails repaired on open.
+
+`path` may hold strftime placeholders (`out/audit-%Y-%m-%d.jsonl`); they are filled from each
+event's own time (UTC), so a replay writes an event to the same daily file as the first time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import structlog
+from pydantic import Field
+
+from shipper.errors import SinkRetryableError
+from shipper.fsutil import open_append, write_all
+from shipper.model import AuditEvent
+from shipper.render import renderer
+from shipper.sink import Rejection, SinkContext, SinkSettings
+
+log = structlog.get_logger("shipper.sinks.file")
+
+MAX_OPEN_FILES = 8
+
+
+class FileSettings(SinkSettings):
+    """`type = "file"`."""
+
+    path: str = Field(description="Output file; strftime placeholders make per-day files.")
+    allowed_formats: ClassVar[tuple[str, ...]] = ("raw", "normalized", "ecs", "ocsf", "cef")
+
+
+def repair_torn_tail(fd: int, path: Path) -> int:
+    """Cut a partial last line (a crash mid-write) so the file is whole lines; returns bytes cut."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return 0
+    chunk, end = 65536, size
+    while end > 0:
+        start = max(0, end - chunk)
+        newline = os.pread(fd, end - start, start).rfind(b"\n")
+        if newline >= 0:
+            keep = start + newline + 1
+            break
+        end = start
+    else:
+        keep = 0
+    os.ftruncate(fd, keep)
+    os.fsync(fd)
+    log.warning("torn_line_repaired", path=str(path), bytes_removed=size - keep)
+    return size - keep
+
+
+class FileSink:
+    def __init__(self, settings: FileSettings, context: SinkContext) -> None:
+        self.name = settings.name
+        self.settings = settings
+        self._templated = "%" in settings.path
+        self._render = renderer(settings.format)
+        self._fds: dict[Path, int] = {}
+        self._dirty: set[Path] = set()
+
+    def _path_for(self, event: AuditEvent) -> Path:
+        if not self._templated:
+            return Path(self.settings.path)
+        return Path(
+            dt.datetime.fromtimestamp(event.effective_at, dt.UTC).strftime(self.settings.path)
+        )
+
+    def _fd(self, path: Path) -> int:
+        fd = self._fds.get(path)
+        if fd is None:
+            if len(self._fds) >= MAX_OPEN_FILES:
+                self._close_clean()
+            try:
+                fd = open_append(path)
+                repair_torn_tail(fd, path)
+            except OSError as exc:
+                raise SinkRetryableError(self.name, f"cannot open {path}: {exc.strerror}") from None
+            self._fds[path] = fd
+        return fd
+
+    def _close_clean(self) -> None:
+        for path in [p for p in self._fds if p not in self._dirty]:
+            os.close(self._fds.pop(path))
+
+    def open(self) -> None:
+        if not self._templated:
+            self._fd(Path(self.settings.path))
+
+    def send(self, batch: Sequence[AuditEvent]) -> Sequence[Rejection]:
+        by_path: dict[Path, list[bytes]] = defaultdict(list)
+        for event in batch:
+            by_path[self._path_for(event)].append(self._render(event).replace(b"\n", b"\\n"))
+        for path, lines in by_path.items():
+            self._append(path, b"\n".join(lines) + b"\n")
+        return ()
+
+    def _append(self, path: Path, data: bytes) -> None:
+        fd = self._fd(path)
+        before = os.fstat(fd).st_size
+        self._dirty.add(path)
+        try:
+            write_all(fd, data)
+        except OSError as exc:
+            # Never leave a partial line behind a failed write: the next append would glue to it.
+            os.ftruncate(fd, before)
+            raise SinkRetryableError(self.name, f"cannot write {path}: {exc.strerror}") from None
+
+    def flush(self) -> None:
+        for path in list(self._dirty):
+            try:
+                os.fsync(self._fds[path])
+            except OSError as exc:
+                raise SinkRetryableError(
+                    self.name, f"cannot fsync {path}: {exc.strerror}"
+                ) from None
+            self._dirty.discard(path)
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+        self._dirty.clear()
+
+    def probe(self) -> str:
+        directory = Path(dt.datetime.now(dt.UTC).strftime(self.settings.path)).parent
+        directory.mkdir(parents=True, exist_ok=True)
+        if not os.access(directory, os.W_OK):
+            raise SinkRetryableError(self.name, f"directory {directory} is not writable")
+        return f"writable: {directory}"
+
+
+class FilePlugin:
+    settings_model = FileSettings
+
+    def create(self, settings: FileSettings, context: SinkContext) -> FileSink:
+        return FileSink(settings, context)
+
+
+plugin = FilePlugin()

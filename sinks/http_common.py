@@ -1,0 +1,145 @@
+"""What every HTTP sink shares: settings, a safe client, status classes and the retry loop.
+
+Redirects are never followed (a redirect would carry credentials to another place); plain
+http:// is refused except to loopback unless explicitly allowed; TLS is verified by default.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable, Mapping
+from typing import Literal
+
+import httpx
+import structlog
+from pydantic import Field, model_validator
+from tenacity import RetryCallState
+
+from shipper.config import is_loopback_url
+from shipper.durations import Duration
+from shipper.errors import SinkFatalError, SinkRetryableError
+from shipper.retry import RetryPolicy, parse_retry_after, retrying
+from shipper.secrets import redact
+from shipper.sink import SinkSettings
+from shipper.tls import TlsSettings, client_context
+
+log = structlog.get_logger("shipper.sinks.http")
+
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class HttpSinkSettings(SinkSettings, TlsSettings):
+    """Keys shared by the webhook, Splunk HEC and Elasticsearch sinks."""
+
+    url: str = Field(description="Receiver URL (https:// unless the host is loopback).")
+    compression: Literal["gzip", "none"] = Field(
+        default="none", description="Request body encoding."
+    )
+    timeout: Duration = Field(default=30.0, description="Timeout of one request.")
+    allow_plain_http: bool = Field(
+        default=False,
+        description="Allow http:// to a non-loopback host (credentials in clear text).",
+    )
+
+    @model_validator(mode="after")
+    def _safe_url(self) -> HttpSinkSettings:
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url must start with https:// (got {self.url!r})")
+        if self.url.startswith("http://") and not (
+            is_loopback_url(self.url) or self.allow_plain_http
+        ):
+            raise ValueError(
+                "url uses plain http to a non-loopback host; use https or set allow_plain_http = true"
+            )
+        return self
+
+
+def make_client(settings: HttpSinkSettings) -> httpx.Client:
+    if not settings.tls_verify:
+        log.warning("tls_verification_disabled", sink=settings.name)
+    verify = client_context(settings) if settings.url.startswith("https://") else True
+    return httpx.Client(
+        verify=verify,
+        follow_redirects=False,
+        timeout=httpx.Timeout(settings.timeout),
+        headers={"user-agent": "shipper/0.1"},
+    )
+
+
+def encode_body(body: bytes, compression: str, headers: dict[str, str]) -> bytes:
+    if compression == "gzip":
+        headers["content-encoding"] = "gzip"
+        return gzip.compress(body, compresslevel=5)
+    return body
+
+
+def describe(response: httpx.Response) -> str:
+    """Status plus a short, secret-free excerpt of the body, for errors and dead letters."""
+    excerpt = redact(response.text[:300]).replace("\n", " ")
+    request_id = response.headers.get("x-request-id")
+    suffix = f" (x-request-id {request_id})" if request_id else ""
+    return f"HTTP {response.status_code} {response.reason_phrase}: {excerpt}{suffix}"
+
+
+class _Retryable(Exception):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, _Retryable | httpx.TransportError)
+
+
+def send_with_retries(
+    client: httpx.Client,
+    sink_name: str,
+    policy: RetryPolicy,
+    request: Callable[[], httpx.Request],
+    *,
+    retry_statuses: frozenset[int] = RETRYABLE_STATUSES,
+    sleep: Callable[[float], object] | None = None,
+) -> httpx.Response:
+    """Send until a non-retryable answer; `SinkRetryableError` once the policy is exhausted.
+
+    `request` builds a fresh request per attempt (so signatures and timestamps can be renewed).
+    Any 3xx is fatal: we never follow redirects with credentials attached.
+    """
+
+    def attempt() -> httpx.Response:
+        response = client.send(request())
+        if response.status_code in retry_statuses:
+            raise _Retryable(
+                describe(response), parse_retry_after(response.headers.get("retry-after"))
+            )
+        if 300 <= response.status_code < 400:
+            raise SinkFatalError(
+                sink_name,
+                f"{describe(response)}: the receiver redirects to "
+                f"{response.headers.get('location', '?')!r}; set url to the final address",
+            )
+        return response
+
+    def note(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "sink_retry", sink=sink_name, attempt=state.attempt_number, reason=redact(str(exc))
+        )
+
+    kwargs = {"sleep": sleep} if sleep is not None else {}
+    try:
+        return retrying(policy, retry_on=_is_retryable, before_sleep=note, **kwargs)(attempt)
+    except _Retryable as exc:
+        raise SinkRetryableError(sink_name, f"gave up after retries: {exc}") from None
+    except httpx.TransportError as exc:
+        raise SinkRetryableError(
+            sink_name, f"gave up after retries: {type(exc).__name__}: {redact(str(exc))}"
+        ) from None
+
+
+def policy_of(settings: SinkSettings) -> RetryPolicy:
+    return RetryPolicy(max_attempts=settings.retry_max_attempts, max_time=settings.retry_max_time)
+
+
+def auth_headers(scheme: str, token: str) -> Mapping[str, str]:
+    return {"authorization": f"{scheme} {token}"}

@@ -1,0 +1,94 @@
+"""Config loading: strict, with errors that name the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shipper.config import load_config
+from shipper.errors import ConfigError
+
+MINIMAL = """
+[source]
+base_url = "http://127.0.0.1:1/v1"
+lookback = "10m"
+poll_interval = "90s"
+
+[[sinks]]
+type = "file"
+name = "archive"
+path = "out/audit.jsonl"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "shipper.toml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_config_with_defaults(tmp_path: Path) -> None:
+    """The documented keys load, durations become seconds, defaults fill the rest."""
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.source.lookback == 600 and config.source.poll_interval == 90
+    assert config.source.api_key_env == "OPENAI_ADMIN_KEY"
+    assert config.source.include_tenant_events is True
+    assert config.sinks[0].name == "archive" and config.sinks[0].format == "raw"
+    assert config.state.dir == Path("./state")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (MINIMAL.replace('lookback = "10m"', 'lookback = "10 minutes"'), "source.lookback"),
+        (MINIMAL + "\nsurprise = 1\n", "surprise: unknown key"),
+        (
+            MINIMAL.replace('path = "out/audit.jsonl"', 'path = "x"\ncolour = "red"'),
+            "sinks[0].colour: unknown key",
+        ),
+        (
+            MINIMAL.replace('type = "file"', 'type = "carrier_pigeon"'),
+            "sinks[0].type: unknown sink type 'carrier_pigeon'",
+        ),
+        (MINIMAL.replace('name = "archive"', 'name = "bad name!"'), "sinks[0].name"),
+        (
+            MINIMAL + '\n[[sinks]]\ntype = "file"\nname = "archive"\npath = "y"\n',
+            "sink names must be unique: archive",
+        ),
+        (MINIMAL.replace("http://127.0.0.1:1/v1", "http://audit.example.com/v1"), "plain http"),
+        (MINIMAL.replace("[source]", '[source]\nstart_at = "2026-01-01T00:00:00"'), "time zone"),
+        (
+            MINIMAL.replace('path = "out/audit.jsonl"', 'path = "x"\nformat = "xml"'),
+            "sinks[0].format",
+        ),
+        ("[source\n", "not valid TOML"),
+        (MINIMAL.split("[[sinks]]", maxsplit=1)[0], "at least one [[sinks]]"),
+    ],
+    ids=[
+        "duration",
+        "unknown-top",
+        "unknown-sink-key",
+        "sink-type",
+        "sink-name",
+        "dup-names",
+        "plain-http",
+        "naive-start",
+        "format",
+        "toml",
+        "no-sinks",
+    ],
+)
+def test_bad_config_names_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
+    """Every mistake is a ConfigError whose message names the file and what is wrong."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+    assert expected in str(info.value)
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    """A config path that does not exist is reported, not a traceback."""
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "nope.toml")
