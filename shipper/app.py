@@ -1,4 +1,4 @@
-"""Wiring: config -> client, sinks, workers, pipeline; the `run` loop for once and follow mode."""
+"""Wiring: config -> clients, sinks, workers, pipelines; the `run` loop for once and follow mode."""
 
 from __future__ import annotations
 
@@ -6,20 +6,22 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import structlog
 
 from shipper import deadletter
 from shipper.config import Config, SourceSettings, sink_plugins
-from shipper.delivery import SinkWorker
+from shipper.delivery import SinkWorker, Window
 from shipper.errors import (
     ConfigError,
     ExitCode,
-    ShipperError,
     SinkError,
+    SourceRefusedError,
     SourceUnavailableError,
 )
+from shipper.metrics import HealthServer, Metrics
 from shipper.pipeline import CycleReport, Pipeline, initial_high_water
 from shipper.secrets import SecretUnavailableError, read_secret
 from shipper.sink import Sink, SinkContext, SinkSettings
@@ -27,17 +29,24 @@ from shipper.source import AuditLogClient
 from shipper.state import CursorStore, StateLock
 from shipper.windows import Cursor
 
+if TYPE_CHECKING:
+    from shipper.progress import BackfillProgress
+
 log = structlog.get_logger("shipper")
 
+ClientFactory = Callable[[SourceSettings, Metrics | None], AuditLogClient]
 
-def admin_key_client(settings: SourceSettings, **kwargs: object) -> AuditLogClient:
+
+def admin_key_client(settings: SourceSettings, metrics: Metrics | None = None) -> AuditLogClient:
     try:
         key = read_secret(
             env=settings.api_key_env, file=settings.api_key_file, what="admin API key"
         )
     except SecretUnavailableError as exc:
-        raise ConfigError(str(exc), key="source.api_key_env / source.api_key_file") from None
-    return AuditLogClient(settings, key, **kwargs)  # type: ignore[arg-type]
+        raise ConfigError(
+            f"source {settings.name!r}: {exc}", key="source.api_key_env / source.api_key_file"
+        ) from None
+    return AuditLogClient(settings, key, metrics=metrics)
 
 
 def create_sink(config: Config, settings: SinkSettings) -> Sink:
@@ -46,46 +55,99 @@ def create_sink(config: Config, settings: SinkSettings) -> Sink:
     return plugin.create(settings, context)
 
 
+class OpenedSink:
+    """A sink and whether it opened; one that failed to open is tried again next cycle."""
+
+    def __init__(self, name: str, sink: Sink) -> None:
+        self.name = name
+        self.sink = sink
+        self.is_open = False
+
+    def ensure_open(self) -> str | None:
+        """None when open, else the reason it could not be opened."""
+        if not self.is_open:
+            try:
+                self.sink.open()
+            except (SinkError, OSError) as exc:
+                self.sink.close()
+                log.error("sink_open_failed", sink=self.name, error=str(exc))
+                return str(exc)
+            self.is_open = True
+        return None
+
+
 @contextmanager
-def open_sinks(config: Config) -> Iterator[dict[str, Sink]]:
-    """Every configured sink, opened; closed on exit whatever happened."""
+def open_sinks(config: Config) -> Iterator[dict[str, OpenedSink]]:
+    """Every configured sink, created; closed on exit whatever happened."""
     with ExitStack() as stack:
-        sinks: dict[str, Sink] = {}
+        sinks: dict[str, OpenedSink] = {}
         for settings in config.sinks:
             sink = create_sink(config, settings)
             stack.callback(sink.close)
-            sink.open()
-            sinks[settings.name] = sink
+            sinks[settings.name] = OpenedSink(settings.name, sink)
         yield sinks
 
 
 def make_workers(
-    config: Config, source: SourceSettings, sinks: dict[str, Sink], now: float
+    config: Config,
+    source: SourceSettings,
+    sinks: dict[str, OpenedSink],
+    now: float,
+    metrics: Metrics | None = None,
 ) -> list[SinkWorker]:
     store = CursorStore(config.state.dir, source.name)
     workers = []
     for settings in config.sinks:
-        cursor = store.load(settings.name)
-        if cursor is None:
-            cursor = Cursor(high_water=initial_high_water(source, now))
-        workers.append(
-            SinkWorker(
-                name=settings.name,
-                sink=sinks[settings.name],
-                cursor=cursor,
-                store=store,
-                dead_letter_path=settings.dead_letter_path
-                or deadletter.default_path(config.state.dir, settings.name),
-                lookback=int(source.lookback),
-            )
+        cursor = store.load(settings.name) or Cursor(high_water=initial_high_water(source, now))
+        opened = sinks[settings.name]
+        worker = SinkWorker(
+            name=settings.name,
+            sink=opened.sink,
+            cursor=cursor,
+            store=store,
+            dead_letter_path=settings.dead_letter_path
+            or deadletter.default_path(config.state.dir, settings.name),
+            lookback=int(source.lookback),
+            source=source.name,
+            metrics=metrics,
         )
+        if (problem := opened.ensure_open()) is not None:
+            worker.report.state, worker.report.error = "failed", problem
+        workers.append(worker)
     return workers
 
 
 @dataclass(slots=True)
 class RunOutcome:
-    reports: list[CycleReport]
-    exit_code: ExitCode
+    reports: list[CycleReport] = field(default_factory=list)
+    exit_code: ExitCode = ExitCode.OK
+
+
+class _Observer:
+    """Feeds a cycle's windows to the metrics and, on a terminal, a progress bar."""
+
+    def __init__(self, source: str, metrics: Metrics | None, progress: bool) -> None:
+        self.source = source
+        self.metrics = metrics
+        self.bar: BackfillProgress | None = None
+        if progress:
+            from shipper.progress import BackfillProgress
+
+            self.bar = BackfillProgress(source)
+
+    def begin(self, start: int, end: int) -> None:
+        if self.bar is not None:
+            self.bar.begin(start, end)
+
+    def window(self, window: Window) -> None:
+        if self.metrics is not None:
+            self.metrics.fetched.labels(self.source).inc(len(window.events))
+        if self.bar is not None:
+            self.bar.window(window)
+
+    def end(self) -> None:
+        if self.bar is not None:
+            self.bar.end()
 
 
 def _log_cycle(report: CycleReport, seconds: float, client: AuditLogClient) -> None:
@@ -106,45 +168,115 @@ def _log_cycle(report: CycleReport, seconds: float, client: AuditLogClient) -> N
     )
 
 
+@dataclass
+class Runner:
+    """Runs cycles over every source; one source's failure does not stop the others."""
+
+    config: Config
+    once: bool
+    stop: threading.Event
+    metrics: Metrics
+    progress: bool = False
+    client_factory: ClientFactory = admin_key_client
+    on_cycle: Callable[[CycleReport], None] | None = None
+    outcome: RunOutcome = field(default_factory=RunOutcome)
+
+    def cycle(self, sinks: dict[str, OpenedSink], clients: dict[str, AuditLogClient]) -> ExitCode:
+        worst = ExitCode.OK
+        for source in self.config.all_sources:
+            if self.stop.is_set():
+                break
+            code = self._source_cycle(source, sinks, clients[source.name])
+            worst = code if worst == ExitCode.OK else min(worst, code)
+        return worst
+
+    def _source_cycle(
+        self, source: SourceSettings, sinks: dict[str, OpenedSink], client: AuditLogClient
+    ) -> ExitCode:
+        began = time.monotonic()
+        workers = make_workers(self.config, source, sinks, time.time(), self.metrics)
+        stall = None if self.once else max(source.poll_interval, 30.0)
+        observer = _Observer(source.name, self.metrics, self.progress)
+        pipeline = Pipeline(
+            source, client, workers, stop=self.stop, stall_timeout=stall, observer=observer
+        )
+        try:
+            report = pipeline.run_cycle()
+        except (SourceUnavailableError, SourceRefusedError, SinkError) as exc:
+            # With one source this ends a --once run, and a refusal (bad key) ends any run; with
+            # several, one customer's revoked key or outage must not stop the others.
+            self.metrics.cycles.labels(source.name, "error").inc()
+            log.error("cycle_failed", source=source.name, error=str(exc))
+            single = len(self.config.all_sources) == 1
+            if single and (self.once or isinstance(exc, SourceRefusedError)):
+                raise
+            return exc.exit_code
+        self._record(source, report, workers, time.monotonic() - began, client)
+        return ExitCode.OK if report.ok else ExitCode.SINK_FAILED
+
+    def _record(
+        self,
+        source: SourceSettings,
+        report: CycleReport,
+        workers: list[SinkWorker],
+        seconds: float,
+        client: AuditLogClient,
+    ) -> None:
+        self.outcome.reports.append(report)
+        _log_cycle(report, seconds, client)
+        now = time.time()
+        for worker in workers:
+            labels = (source.name, worker.name)
+            self.metrics.sink_up.labels(*labels).set(1 if worker.active else 0)
+            self.metrics.lag.labels(*labels).set(now - worker.cursor.high_water)
+        result = "ok" if report.ok else "sink_failed"
+        self.metrics.cycles.labels(source.name, result).inc()
+        if report.ok:
+            self.metrics.last_success.labels(source.name).set(now)
+            self.metrics.last_ready = now
+        if self.on_cycle:
+            self.on_cycle(report)
+
+
+def _ready_after(config: Config) -> float:
+    if config.metrics.ready_after is not None:
+        return config.metrics.ready_after
+    return 3 * max(s.poll_interval for s in config.all_sources) + 60.0
+
+
 def run(
     config: Config,
     *,
     once: bool,
     stop: threading.Event | None = None,
     on_cycle: Callable[[CycleReport], None] | None = None,
-    client_factory: Callable[[SourceSettings], AuditLogClient] = admin_key_client,
+    client_factory: ClientFactory = admin_key_client,
+    progress: bool = False,
+    on_listening: Callable[[int], None] | None = None,
 ) -> RunOutcome:
     """Run one cycle (`once`) or cycle every `poll_interval` until `stop` is set."""
-    stop = stop or threading.Event()
-    source = config.source
-    reports: list[CycleReport] = []
-    with StateLock(config.state.dir), open_sinks(config) as sinks:
-        client = client_factory(source)
-        try:
-            while True:
-                began = time.monotonic()
-                workers = make_workers(config, source, sinks, time.time())
-                stall = None if once else max(source.poll_interval, 30.0)
-                pipeline = Pipeline(source, client, workers, stop=stop, stall_timeout=stall)
-                try:
-                    report = pipeline.run_cycle()
-                except ShipperError as exc:
-                    if once or not _transient(exc):
-                        raise
-                    log.error("cycle_failed", error=str(exc))
-                else:
-                    reports.append(report)
-                    _log_cycle(report, time.monotonic() - began, client)
-                    if on_cycle:
-                        on_cycle(report)
-                if once or stop.wait(source.poll_interval):
-                    break
-        finally:
-            client.close()
-    failed = [r for r in reports[-1:] if not r.ok]
-    return RunOutcome(reports, ExitCode.SINK_FAILED if failed else ExitCode.OK)
-
-
-def _transient(exc: ShipperError) -> bool:
-    """In follow mode, an unavailable API or sink is waited out; a refusal (401/403) is not."""
-    return isinstance(exc, SourceUnavailableError | SinkError)
+    runner = Runner(
+        config, once, stop or threading.Event(), Metrics(), progress, client_factory, on_cycle
+    )
+    poll = min(s.poll_interval for s in config.all_sources)
+    with StateLock(config.state.dir), open_sinks(config) as sinks, ExitStack() as stack:
+        clients = {s.name: client_factory(s, runner.metrics) for s in config.all_sources}
+        for client in clients.values():
+            stack.callback(client.close)
+        if not once and config.metrics.listen:
+            server = HealthServer(config.metrics.listen, runner.metrics, _ready_after(config))
+            stack.callback(server.stop)
+            server.start()
+            log.info("metrics_listening", address=config.metrics.listen, port=server.port)
+            if on_listening:
+                on_listening(server.port)
+        while True:
+            code = runner.cycle(sinks, clients)
+            runner.outcome.exit_code = code
+            if config.metrics.textfile is not None:
+                runner.metrics.write_textfile(config.metrics.textfile)
+            if once or runner.stop.wait(poll):
+                break
+    if not once:
+        runner.outcome.exit_code = ExitCode.OK
+    return runner.outcome

@@ -8,13 +8,13 @@ from functools import partial
 from pathlib import Path
 
 from shipper.app import admin_key_client, create_sink
-from shipper.config import Config, load_config
+from shipper.config import Config, SourceSettings, load_config
 from shipper.errors import ExitCode, ShipperError
 from shipper.secrets import redact
 
 
-def _probe_api(config: Config) -> str:
-    settings = config.source.model_copy(update={"retry_max_attempts": 2, "retry_max_time": 10.0})
+def _probe_api(source: SourceSettings) -> str:
+    settings = source.model_copy(update={"retry_max_attempts": 2, "retry_max_time": 10.0})
     client = admin_key_client(settings)
     try:
         now = int(time.time())
@@ -45,7 +45,8 @@ def _verdict(component: str, probe: Callable[[], str]) -> tuple[str, bool, str, 
 def run_checks(config_path: Path) -> int:
     config = load_config(config_path)
     rows = [("config", True, f"{config_path} is valid", ExitCode.OK)]
-    rows.append(_verdict(f"source {config.source.name}", lambda: _probe_api(config)))
+    for source in config.all_sources:
+        rows.append(_verdict(f"source {source.name}", partial(_probe_api, source)))
     for index, settings in enumerate(config.sinks):
         rows.append(
             _verdict(f"sink {settings.name} ({settings.type})", partial(_probe_sink, config, index))

@@ -43,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--config", required=True, type=Path)
     status.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser("emulate", help="serve the built-in audit-log API emulator", add_help=False)
+    dlq = sub.add_parser("dlq", help="inspect, re-send or delete a sink's dead letters")
+    dlq.add_argument("action", choices=["list", "replay", "purge"])
+    dlq.add_argument("--config", required=True, type=Path)
+    dlq.add_argument("--sink", required=True, help="the sink's name")
+    dlq.add_argument("--json", action="store_true", help="list: the raw JSON lines")
+    dlq.add_argument("--yes", action="store_true", help="purge: really delete")
     demo = sub.add_parser("demo", help="run the whole pipeline against the built-in emulator")
     demo.add_argument("--out", type=Path, default=Path("shipper-demo"))
     demo.add_argument("--events", type=int, default=2000)
@@ -63,9 +69,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     logs.configure(config.log.level, config.log.format)
+    from shipper.progress import wanted
+
     stop = threading.Event()
     _install_stop_handlers(stop)
-    outcome = app.run(config, once=args.once, stop=stop)
+    outcome = app.run(config, once=args.once, stop=stop, progress=wanted(config.log.format))
     return int(outcome.exit_code)
 
 
@@ -81,6 +89,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return show_status(args.config, as_json=args.json)
 
 
+def _cmd_dlq(args: argparse.Namespace) -> int:
+    from shipper.dlq import main as dlq
+
+    return dlq(args.action, args.config, args.sink, as_json=args.json, yes=args.yes)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from shipper.demo import run_demo
 
@@ -92,6 +106,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "check": _cmd_check,
     "status": _cmd_status,
     "demo": _cmd_demo,
+    "dlq": _cmd_dlq,
 }
 
 

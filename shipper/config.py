@@ -134,14 +134,60 @@ class LogSettings(_Strict):
     )
 
 
-class Config(_Strict):
-    """The whole file. `sinks` holds each sink's own validated settings."""
+class MetricsSettings(_Strict):
+    """`[metrics]`: Prometheus metrics and health endpoints (follow mode), textfile (cron)."""
 
-    source: SourceSettings
+    listen: str | None = Field(
+        default="127.0.0.1:9108",
+        description='host:port serving /metrics, /healthz, /readyz in follow mode; "" disables.',
+    )
+    textfile: Path | None = Field(
+        default=None,
+        description="After each run, write metrics here in node_exporter textfile format.",
+    )
+    ready_after: Duration | None = Field(
+        default=None,
+        description="/readyz fails when no cycle succeeded for this long; default 3 x poll_interval + 60s.",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError(f"expected host:port such as 127.0.0.1:9108, got {value!r}")
+        return value
+
+
+class Config(_Strict):
+    """The whole file. `sinks` holds each sink's own validated settings.
+
+    `[source]` is the shorthand for a single organization; `[[sources]]` lists several
+    (managed security providers), each with its own name, key, organization label and state.
+    """
+
+    source: SourceSettings | None = None
+    sources: list[SourceSettings] = Field(default_factory=list)
     state: StateSettings = Field(default_factory=StateSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     sinks: list[SinkSettings] = Field(min_length=1)
     path: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_way_to_name_sources(self) -> Config:
+        if (self.source is None) == (not self.sources):
+            raise ValueError("give exactly one of [source] or [[sources]]")
+        names = [s.name for s in self.all_sources]
+        if dupes := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"source names must be unique: {', '.join(dupes)}")
+        return self
+
+    @property
+    def all_sources(self) -> list[SourceSettings]:
+        return [self.source] if self.source is not None else list(self.sources)
 
 
 def sink_plugins() -> dict[str, SinkPlugin]:

@@ -34,6 +34,7 @@ def append(path: Path, sink: str, rejections: Sequence[Rejection], now: float) -
                 "sink": sink,
                 "reason": redact(r.reason),
                 "event_id": r.event.id,
+                "organization": r.event.organization,
                 "event": r.event.raw,
             }
         )

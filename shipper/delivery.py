@@ -19,6 +19,7 @@ import structlog
 
 from shipper import deadletter
 from shipper.errors import SinkError
+from shipper.metrics import Metrics
 from shipper.model import AuditEvent
 from shipper.secrets import redact
 from shipper.sink import Sink
@@ -54,6 +55,8 @@ class SinkWorker:
     store: CursorStore
     dead_letter_path: Path
     lookback: int
+    source: str = "default"
+    metrics: Metrics | None = None
     clock: Callable[[], float] = time.time
     report: SinkReport = field(default_factory=SinkReport)
     _queue: queue.Queue[Window | None] = field(
@@ -118,6 +121,11 @@ class SinkWorker:
         self.report.delivered += len(todo) - len(rejected)
         self.report.dead_lettered += len(rejected)
         self.report.windows += 1
+        if self.metrics is not None:
+            labels = (self.source, self.name)
+            self.metrics.delivered.labels(*labels).inc(len(todo) - len(rejected))
+            self.metrics.dead_lettered.labels(*labels).inc(len(rejected))
+            self.metrics.lag.labels(*labels).set(self.clock() - self.cursor.high_water)
         if rejected:
             log.warning(
                 "events_dead_lettered",

@@ -70,9 +70,12 @@ class SourceUnavailableError(SourceError):
 class RetryableResponseError(Exception):
     """Internal signal to the retry loop: this attempt failed but another may succeed."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, cause: str = "body"
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.cause = cause
 
 
 class SinkError(ShipperError):

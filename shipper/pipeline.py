@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import structlog
 
@@ -43,6 +44,16 @@ class CycleReport:
         return all(r.state == "ok" for r in self.sinks.values())
 
 
+class CycleObserver(Protocol):
+    """Watches a cycle's progress (metrics, a progress bar); must be cheap and never raise."""
+
+    def begin(self, start: int, end: int) -> None: ...
+
+    def window(self, window: Window) -> None: ...
+
+    def end(self) -> None: ...
+
+
 class Pipeline:
     """Moves events from one source to its sink workers."""
 
@@ -55,6 +66,7 @@ class Pipeline:
         clock: Callable[[], float] = time.time,
         stop: threading.Event | None = None,
         stall_timeout: float | None = None,
+        observer: CycleObserver | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
@@ -62,6 +74,7 @@ class Pipeline:
         self.clock = clock
         self.stop = stop or threading.Event()
         self.stall_timeout = stall_timeout
+        self.observer = observer
         self.lookback = int(settings.lookback)
         self.target = settings.window_max_events
 
@@ -91,6 +104,8 @@ class Pipeline:
             worker.offer(window, self.stall_timeout)
         report.windows += 1
         report.fetched += len(window.events)
+        if self.observer is not None:
+            self.observer.window(window)
         log.debug("window_fetched", start=window.start, end=window.end, events=len(window.events))
 
     def run_cycle(self) -> CycleReport:
@@ -102,8 +117,14 @@ class Pipeline:
         for worker in self.workers:
             worker.start()
         try:
-            if start < end:
-                self._walk(start, end, report)
+            if start < end and any(w.active for w in self.workers):
+                if self.observer is not None:
+                    self.observer.begin(start, end)
+                try:
+                    self._walk(start, end, report)
+                finally:
+                    if self.observer is not None:
+                        self.observer.end()
         finally:
             for worker in self.workers:
                 report.sinks[worker.name] = worker.finish()

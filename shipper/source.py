@@ -22,6 +22,7 @@ from shipper.errors import (
     SourceRefusedError,
     SourceUnavailableError,
 )
+from shipper.metrics import Metrics
 from shipper.model import AuditEvent
 from shipper.retry import RetryPolicy, parse_retry_after, retrying
 from shipper.secrets import redact
@@ -66,8 +67,10 @@ class AuditLogClient:
         *,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], Any] = time.sleep,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self._sleep = sleep
         self._policy = RetryPolicy(
             max_attempts=settings.retry_max_attempts, max_time=settings.retry_max_time
@@ -116,6 +119,7 @@ class AuditLogClient:
             raise RetryableResponseError(
                 f"HTTP {status}" + (f" (x-request-id {request_id})" if request_id else ""),
                 retry_after=parse_retry_after(response.headers.get("retry-after")),
+                cause=f"http_{status}",
             )
         if status != 200:
             raise SourceRefusedError(
@@ -133,7 +137,12 @@ class AuditLogClient:
     def _note_retry(self, state: RetryCallState) -> None:
         self.retries += 1
         exc = state.outcome.exception() if state.outcome else None
-        log.warning("api_retry", attempt=state.attempt_number, reason=str(exc))
+        if self.metrics is not None:
+            cause = exc.cause if isinstance(exc, RetryableResponseError) else "other"
+            self.metrics.retries.labels(self.settings.name, cause).inc()
+        log.warning(
+            "api_retry", source=self.settings.name, attempt=state.attempt_number, reason=str(exc)
+        )
 
     def page(self, params: Params) -> Page:
         """One page, retried per the policy; `SourceUnavailableError` once it is exhausted."""

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from shipper import deadletter
-from shipper.config import Config, load_config
+from shipper.config import Config, SourceSettings, load_config
 from shipper.model import rfc3339
 from shipper.state import CursorStore
 
@@ -26,7 +26,13 @@ def _count_lines(path: Path) -> int:
 def collect(config: Config, now: float | None = None) -> dict[str, Any]:
     """The status document (also what `status --json` prints). Never contains a secret."""
     now = time.time() if now is None else now
-    source = config.source
+    return {
+        "state_dir": str(config.state.dir),
+        "sources": [_source(config, source, now) for source in config.all_sources],
+    }
+
+
+def _source(config: Config, source: SourceSettings, now: float) -> dict[str, Any]:
     store = CursorStore(config.state.dir, source.name)
     sinks = []
     for settings in config.sinks:
@@ -49,23 +55,26 @@ def collect(config: Config, now: float | None = None) -> dict[str, Any]:
         "source": source.name,
         "organization": source.organization,
         "base_url": source.base_url,
-        "state_dir": str(config.state.dir),
         "lookback_seconds": int(source.lookback),
         "sinks": sinks,
     }
 
 
 def _text(doc: dict[str, Any]) -> str:
-    lines = [
-        f"source {doc['source']} ({doc['base_url']}), state in {doc['state_dir']}",
-        f"{'SINK':<16} {'TYPE':<14} {'HIGH WATER (UTC)':<22} {'LAG':>10} {'DEAD':>6}  CURSOR FILE",
-    ]
-    for s in doc["sinks"]:
-        lag = "-" if s["lag_seconds"] is None else f"{s['lag_seconds']}s"
-        lines.append(
-            f"{s['name']:<16} {s['type']:<14} {s['high_water_at'] or 'never run':<22} "
-            f"{lag:>10} {s['dead_letters']:>6}  {s['cursor_file']}"
-        )
+    lines = [f"state directory: {doc['state_dir']}"]
+    for source in doc["sources"]:
+        org = f", organization {source['organization']}" if source["organization"] else ""
+        lines += [
+            "",
+            f"source {source['source']} ({source['base_url']}{org})",
+            f"{'SINK':<16} {'TYPE':<14} {'HIGH WATER (UTC)':<22} {'LAG':>10} {'DEAD':>6}  CURSOR FILE",
+        ]
+        for s in source["sinks"]:
+            lag = "-" if s["lag_seconds"] is None else f"{s['lag_seconds']}s"
+            lines.append(
+                f"{s['name']:<16} {s['type']:<14} {s['high_water_at'] or 'never run':<22} "
+                f"{lag:>10} {s['dead_letters']:>6}  {s['cursor_file']}"
+            )
     return "\n".join(lines)
 
 

@@ -1,0 +1,125 @@
+"""`shipper dlq list|replay|purge`: inspect and re-send what a receiver refused.
+
+Replay is itself at-least-once: entries are removed from the dead-letter file only after the
+sink acknowledged them (flush), and the file is rewritten atomically with what was refused again.
+The state lock is held throughout, so a concurrent run cannot append meanwhile.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from shipper import deadletter
+from shipper.app import create_sink
+from shipper.config import Config, load_config
+from shipper.errors import ConfigError, ShipperError
+from shipper.fsutil import atomic_write
+from shipper.model import AuditEvent
+from shipper.sink import SinkSettings
+from shipper.state import StateLock
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    line: bytes
+    doc: dict[str, Any]
+
+    @property
+    def event(self) -> AuditEvent:
+        return AuditEvent.from_api(self.doc["event"], self.doc.get("organization"))
+
+
+def _settings(config: Config, sink: str) -> SinkSettings:
+    for settings in config.sinks:
+        if settings.name == sink:
+            return settings
+    names = ", ".join(s.name for s in config.sinks)
+    raise ConfigError(f"no sink named {sink!r} (configured: {names})", path=str(config.path))
+
+
+def path_of(config: Config, settings: SinkSettings) -> Path:
+    return settings.dead_letter_path or deadletter.default_path(config.state.dir, settings.name)
+
+
+def read_entries(path: Path) -> Iterator[Entry]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    for number, line in enumerate(data.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            doc = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            raise ShipperError(
+                f"{path}:{number}: not a dead-letter record (invalid JSON)"
+            ) from None
+        yield Entry(line, doc)
+
+
+def list_entries(config: Config, sink: str, *, as_json: bool) -> int:
+    path = path_of(config, _settings(config, sink))
+    entries = list(read_entries(path))
+    if as_json:
+        for entry in entries:
+            sys.stdout.write(entry.line.decode() + "\n")
+        return 0
+    print(f"{len(entries)} dead letter(s) in {path}")
+    for entry in entries:
+        doc, event = entry.doc, entry.doc.get("event", {})
+        print(f"{doc.get('time')}  {doc.get('event_id')}  {event.get('type')}  {doc.get('reason')}")
+    return 0
+
+
+def replay(config: Config, sink: str) -> int:
+    """Re-send every dead letter; keep (rewritten) only those refused again. Exit 5 if any remain."""
+    settings = _settings(config, sink)
+    path = path_of(config, settings)
+    with StateLock(config.state.dir):
+        entries = list(read_entries(path))
+        if not entries:
+            print(f"nothing to replay: {path} is empty or absent")
+            return 0
+        target = create_sink(config, settings)
+        try:
+            target.open()
+            refused = {r.event.id: r.reason for r in target.send([e.event for e in entries])}
+            target.flush()
+        finally:
+            target.close()
+        kept = [e for e in entries if e.event.id in refused]
+        atomic_write(path, b"".join(e.line + b"\n" for e in kept))
+    print(
+        f"replayed {len(entries) - len(kept)} of {len(entries)} to {sink}; {len(kept)} refused again"
+    )
+    return 0 if not kept else 5
+
+
+def purge(config: Config, sink: str, *, yes: bool) -> int:
+    path = path_of(config, _settings(config, sink))
+    count = sum(1 for _ in read_entries(path))
+    if not yes:
+        print(f"would delete {count} dead letter(s) in {path}; add --yes to do it", file=sys.stderr)
+        return 2
+    with StateLock(config.state.dir):
+        path.unlink(missing_ok=True)
+    print(f"deleted {count} dead letter(s) from {path}")
+    return 0
+
+
+def main(
+    action: str, config_path: Path, sink: str, *, as_json: bool = False, yes: bool = False
+) -> int:
+    config = load_config(config_path)
+    if action == "list":
+        return list_entries(config, sink, as_json=as_json)
+    if action == "replay":
+        return replay(config, sink)
+    return purge(config, sink, yes=yes)

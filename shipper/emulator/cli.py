@@ -1,0 +1,76 @@
+"""`shipper emulate`: serve generated audit-log events on loopback until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+from shipper.emulator.events import generate_events
+from shipper.emulator.server import Emulator
+
+DEMO_KEY = "sk-admin-emulator-demo"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shipper emulate",
+        description="Serve an emulated OpenAI audit-log API (GET /v1/organization/audit_logs).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8089, help="port (default 8089; 0 = pick one)")
+    parser.add_argument("--events", type=int, default=1000, help="events to generate")
+    parser.add_argument(
+        "--days", type=float, default=1.0, help="spread of the events, ending now (days)"
+    )
+    parser.add_argument("--order", choices=("desc", "asc"), default="desc", help="listing order")
+    parser.add_argument("--seed", type=int, default=0, help="seed for events and faults")
+    parser.add_argument(
+        "--api-key-env",
+        default="OPENAI_ADMIN_KEY",
+        metavar="NAME",
+        help=f"environment variable holding the accepted key (unset: accept {DEMO_KEY})",
+    )
+    parser.add_argument("--port-file", type=Path, help="write the bound port here once listening")
+    return parser
+
+
+def _write_port(path: Path, port: int) -> None:
+    """Write atomically so a script polling the file never reads a partial number."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(f"{port}\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve in the foreground; returns 0 after SIGTERM or SIGINT."""
+    args = _parser().parse_args(argv)
+    api_key = os.environ.get(args.api_key_env)
+    if not api_key:
+        api_key = DEMO_KEY
+        print(f"{args.api_key_env} is not set: accepting the demo key {DEMO_KEY}", flush=True)
+    now = int(time.time())
+    span = max(1, int(args.days * 86_400))
+    events = generate_events(args.events, start=now - span, end=now, seed=args.seed)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    emulator = Emulator(
+        api_key=api_key,
+        events=events,
+        order=args.order,
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+    ).start()
+    try:
+        if args.port_file is not None:
+            _write_port(args.port_file, emulator.port)
+        print(f"emulator serving {len(events)} events at {emulator.base_url}", flush=True)
+        stop.wait()
+    finally:
+        emulator.stop()
+    return 0

@@ -1,0 +1,140 @@
+"""Prometheus metrics, health endpoints and the node_exporter textfile.
+
+Follow mode serves `/metrics`, `/healthz` (the process is alive) and `/readyz` (a cycle
+succeeded recently) on `[metrics] listen`, 127.0.0.1 by default. Cron mode can write the same
+metrics to a textfile after each run.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, write_to_textfile
+
+from shipper.fsutil import ensure_dir
+
+
+class Metrics:
+    """Every metric the shipper exports, in its own registry (no process-global state)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.fetched = Counter(
+            "shipper_events_fetched", "Events read from the audit-log API.", ["source"], registry=r
+        )
+        self.delivered = Counter(
+            "shipper_events_delivered",
+            "Events a sink acknowledged.",
+            ["source", "sink"],
+            registry=r,
+        )
+        self.dead_lettered = Counter(
+            "shipper_events_dead_lettered",
+            "Events a sink's receiver refused for good (see the dead-letter file).",
+            ["source", "sink"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "shipper_api_retries",
+            "API requests retried, by cause.",
+            ["source", "cause"],
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "shipper_api_request_duration_seconds",
+            "Latency of audit-log API requests.",
+            ["source"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.lag = Gauge(
+            "shipper_cursor_lag_seconds",
+            "Now minus the sink's high-water mark.",
+            ["source", "sink"],
+            registry=r,
+        )
+        self.sink_up = Gauge(
+            "shipper_sink_up",
+            "1 if the sink's last cycle succeeded.",
+            ["source", "sink"],
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "shipper_last_successful_cycle_timestamp_seconds",
+            "When a cycle last completed with every sink delivered to.",
+            ["source"],
+            registry=r,
+        )
+        self.cycles = Counter(
+            "shipper_cycles", "Cycles run, by result.", ["source", "result"], registry=r
+        )
+        self.last_ready = 0.0
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def write_textfile(self, path: Path) -> None:
+        ensure_dir(path.parent)
+        write_to_textfile(str(path), self.registry)  # writes a temp file and renames it
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: HealthServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Requests are not logged: scrapes every few seconds would drown the useful lines."""
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            self._reply(200, self.server.metrics.exposition(), CONTENT_TYPE_LATEST)
+        elif path == "/healthz":
+            self._reply(200, b"ok\n")
+        elif path == "/readyz":
+            age = time.time() - self.server.metrics.last_ready
+            ready = age <= self.server.ready_after
+            self._reply(200 if ready else 503, (b"ready\n" if ready else b"not ready\n"))
+        else:
+            self._reply(404, b"not found\n")
+
+    def _reply(
+        self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8"
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class HealthServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, listen: str, metrics: Metrics, ready_after: float) -> None:
+        host, _, port = listen.rpartition(":")
+        self.metrics = metrics
+        self.ready_after = ready_after
+        if ":" in host:
+            self.address_family = socket.AF_INET6
+        super().__init__((host.strip("[]"), int(port)), _Handler)
+        self._thread = threading.Thread(target=self.serve_forever, name="metrics", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def start(self) -> HealthServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        self._thread.join(timeout=10)

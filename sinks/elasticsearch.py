@@ -1,0 +1,310 @@
+"""Elasticsearch / OpenSearch sink: `_bulk` with `create` and `_id` = event id.
+
+Delivery is decided per item. Created (201) and already present (409, from an earlier run) are
+delivered, so Elasticsearch never holds a duplicate. 429 and 5xx items are sent again alone, with
+backoff; other 4xx items go to the dead-letter file with Elasticsearch's reason. A whole request
+refused with 429/5xx/408 is retried; a 413 or 400 is split in halves to find the event behind it
+(a bounded search: a refusal no single event explains stops the sink instead of dead-lettering
+the batch); 401, 403 and 404 stop the sink with what the operator must fix. `send` returns only
+once every item has an answer, so `flush` has nothing left to wait for.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+import orjson
+import structlog
+from tenacity import RetryCallState
+
+from shipper.errors import SinkFatalError, SinkRetryableError
+from shipper.model import AuditEvent
+from shipper.render import DocumentRenderer, document_renderer
+from shipper.retry import RetryPolicy, retrying
+from shipper.secrets import SecretUnavailableError, redact
+from shipper.sink import Rejection, SinkContext, batches
+from sinks import elasticsearch_probe
+from sinks.elasticsearch_bulk import (
+    Entry,
+    ItemResult,
+    Verdict,
+    bulk_body,
+    encode_entry,
+    fatal_item_message,
+    index_missing_message,
+    parse_items,
+    privilege_message,
+    request_error,
+)
+from sinks.elasticsearch_settings import ElasticsearchSettings, authorization
+from sinks.http_common import (
+    RETRYABLE_STATUSES,
+    describe,
+    encode_body,
+    make_client,
+    policy_of,
+    send_with_retries,
+)
+
+log = structlog.get_logger("shipper.sinks.elasticsearch")
+
+Sleep = Callable[[float], object]
+PROBE_POLICY = RetryPolicy(max_attempts=2, max_time=30.0)
+# Whole-request 400/413s one batch may cost while isolating the events behind them. Isolating one
+# bad event among 1000 takes about 11; a refusal that is not about any event would refuse every
+# event alone, so past this the sink stops instead of dead-lettering the whole batch.
+MAX_REFUSALS = 32
+
+
+class _ItemsPending(Exception):
+    """Some items answered 429/5xx (or the answer was unreadable): send those again."""
+
+
+@dataclass(slots=True)
+class _Refusals:
+    left: int = MAX_REFUSALS
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """One bulk request's worth of events while it is being settled."""
+
+    pending: list[Entry]
+    refusals: _Refusals
+    rejected: list[Rejection] = field(default_factory=list)
+    created: int = 0
+    already_present: int = 0
+
+
+class ElasticsearchSink:
+    def __init__(
+        self, settings: ElasticsearchSettings, context: SinkContext, *, sleep: Sleep | None = None
+    ) -> None:
+        self.name = settings.name
+        self.settings = settings
+        self._sleep = sleep
+        self._policy = policy_of(settings)
+        self._base = settings.url.rstrip("/")
+        self._params = {"pipeline": settings.pipeline} if settings.pipeline else {}
+        self._client: httpx.Client | None = None
+        self._auth: dict[str, str] = {}
+        self._render: DocumentRenderer | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def open(self) -> None:
+        if self._client is not None:
+            return
+        try:
+            self._render = document_renderer(self.settings.format)
+        except (ImportError, ValueError) as exc:
+            raise SinkFatalError(self.name, f"format {self.settings.format!r}: {exc}") from None
+        try:
+            self._auth = authorization(self.settings)
+        except SecretUnavailableError as exc:
+            raise SinkFatalError(self.name, str(exc)) from None
+        try:
+            self._client = make_client(self.settings)
+        except (OSError, ssl.SSLError) as exc:
+            raise SinkFatalError(self.name, f"cannot set up TLS: {exc}") from None
+
+    def flush(self) -> None:
+        """Nothing to wait for: `send` returns only after Elasticsearch answered for every item."""
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def probe(self) -> str:
+        self.open()
+        return elasticsearch_probe.probe(self.name, self.settings.index, self._request)
+
+    # -- delivery --------------------------------------------------------------------------
+    def send(self, batch: Sequence[AuditEvent]) -> Sequence[Rejection]:
+        entries, rejected = self._encode(batch)
+        ranges = batches(
+            [entry.event for entry in entries],
+            [entry.lines for entry in entries],
+            max_events=self.settings.batch_max_events,
+            max_bytes=self.settings.batch_max_bytes,
+        )
+        chunks = [self._deliver(entries[start:end], _Refusals()) for start, end in ranges]
+        for chunk in chunks:
+            rejected.extend(chunk.rejected)
+        log.info(
+            "elasticsearch_batch",
+            sink=self.name,
+            index=self.settings.index,
+            events=len(batch),
+            requests=len(ranges),
+            created=sum(c.created for c in chunks),
+            already_present=sum(c.already_present for c in chunks),
+            rejected=len(rejected),
+        )
+        return rejected
+
+    def _encode(self, batch: Sequence[AuditEvent]) -> tuple[list[Entry], list[Rejection]]:
+        if self._render is None:
+            raise SinkFatalError(self.name, "send() called before open()")
+        entries: list[Entry] = []
+        rejected: list[Rejection] = []
+        for event in batch:
+            try:
+                entries.append(encode_entry(event, self._render, self.settings.index))
+            except (orjson.JSONEncodeError, TypeError, ValueError) as exc:
+                rejected.append(Rejection(event, f"cannot encode as JSON: {redact(str(exc))}"))
+        return entries, rejected
+
+    def _deliver(self, entries: list[Entry], refusals: _Refusals) -> _Chunk:
+        """Send one chunk until every item is settled; retries only what is still pending."""
+        chunk = _Chunk(pending=entries, refusals=refusals)
+
+        def attempt() -> None:
+            response = self._post(chunk.pending)
+            if response.status_code == 200:
+                self._settle(chunk, response)
+            else:
+                self._refused(chunk, response)
+
+        def note(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "elasticsearch_items_retry",
+                sink=self.name,
+                attempt=state.attempt_number,
+                pending=len(chunk.pending),
+                reason=str(exc),
+            )
+
+        until_settled = retrying(
+            self._policy,
+            retry_on=lambda exc: isinstance(exc, _ItemsPending),
+            sleep=time.sleep if self._sleep is None else self._sleep,
+            before_sleep=note,
+        )
+        try:
+            until_settled(attempt)
+        except _ItemsPending as exc:
+            raise SinkRetryableError(
+                self.name, f"{len(chunk.pending)} events still refused after retries: {exc}"
+            ) from None
+        return chunk
+
+    def _settle(self, chunk: _Chunk, response: httpx.Response) -> None:
+        results = parse_items(response.content, len(chunk.pending))
+        if results is None:
+            raise _ItemsPending(f"unreadable bulk answer: {describe(response)}")
+        retry: list[tuple[Entry, ItemResult]] = []
+        for entry, result in zip(chunk.pending, results, strict=True):
+            if result.verdict is Verdict.CREATED:
+                chunk.created += 1
+            elif result.verdict is Verdict.ALREADY_PRESENT:
+                chunk.already_present += 1
+            elif result.verdict is Verdict.REJECT:
+                chunk.rejected.append(Rejection(entry.event, f"Elasticsearch: {result.summary}"))
+            elif result.verdict is Verdict.RETRY:
+                retry.append((entry, result))
+            else:
+                message = fatal_item_message(result, self.settings.index, self.settings.pipeline)
+                raise SinkFatalError(self.name, message)
+        chunk.pending = [entry for entry, _ in retry]
+        if retry:
+            raise _ItemsPending(f"{len(retry)} items refused for now, e.g. {retry[0][1].summary}")
+
+    def _refused(self, chunk: _Chunk, response: httpx.Response) -> None:
+        """A whole-request answer other than 200 (retryable ones were retried already)."""
+        status, error = response.status_code, request_error(response.content)
+        if status == 413 or (status == 400 and error is not None):
+            self._isolate(chunk, response)
+            return
+        if status == 401:
+            meaning = elasticsearch_probe.WRONG_CREDENTIALS
+        elif status == 403:
+            meaning = privilege_message(self.settings.index)
+        elif status == 404 and error is not None and error[0] == "index_not_found_exception":
+            meaning = index_missing_message(self.settings.index)
+        else:
+            meaning = f"unexpected answer from {self._base}/_bulk; is url the cluster's address?"
+        raise SinkFatalError(self.name, f"{describe(response)}: {meaning}")
+
+    def _isolate(self, chunk: _Chunk, response: httpx.Response) -> None:
+        """Split a refused request until the refusal names single events (413 too big, 400 bad)."""
+        entries, chunk.pending = chunk.pending, []
+        chunk.refusals.left -= 1
+        if chunk.refusals.left < 0:
+            raise SinkFatalError(
+                self.name,
+                f"{describe(response)}: refused over {MAX_REFUSALS} requests while isolating the events "
+                "behind it, so the cause is not a single event"
+                + (" (lower batch_max_bytes)" if response.status_code == 413 else ""),
+            )
+        if len(entries) == 1:
+            what = "too large for http.max_content_length" if response.status_code == 413 else ""
+            reason = f"Elasticsearch refused the request: {describe(response)} {what}".rstrip()
+            chunk.rejected.append(Rejection(entries[0].event, reason))
+            return
+        middle = len(entries) // 2
+        halves = (entries[:middle], entries[middle:])
+        for half in (self._deliver(part, chunk.refusals) for part in halves):
+            chunk.rejected.extend(half.rejected)
+            chunk.created += half.created
+            chunk.already_present += half.already_present
+
+    # -- HTTP ------------------------------------------------------------------------------
+    def _post(self, entries: Sequence[Entry]) -> httpx.Response:
+        headers = {"content-type": "application/x-ndjson", "accept": "application/json"}
+        content = encode_body(bulk_body(entries), self.settings.compression, headers)
+        return self._send("POST", "/_bulk", content, headers, policy=self._policy)
+
+    def _request(self, method: str, path: str, body: bytes | None) -> httpx.Response:
+        headers = {"accept": "application/json"}
+        if body is not None:
+            headers["content-type"] = "application/json"
+        # A check answers at once: only connection failures are retried, statuses are reported.
+        return self._send(
+            method, path, body, headers, policy=PROBE_POLICY, retry_statuses=frozenset()
+        )
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        content: bytes | None,
+        headers: dict[str, str],
+        *,
+        policy: RetryPolicy,
+        retry_statuses: frozenset[int] = RETRYABLE_STATUSES,
+    ) -> httpx.Response:
+        client = self._client
+        if client is None:
+            raise SinkFatalError(self.name, "used before open()")
+        headers = {**headers, **self._auth}
+        params = self._params if path == "/_bulk" else {}
+
+        def build() -> httpx.Request:
+            return client.build_request(
+                method, self._base + path, params=params, headers=headers, content=content
+            )
+
+        try:
+            return send_with_retries(
+                client, self.name, policy, build, retry_statuses=retry_statuses, sleep=self._sleep
+            )
+        except httpx.HTTPError as exc:  # not a transport error (those are retried): e.g. decoding
+            raise SinkRetryableError(
+                self.name, f"{type(exc).__name__}: {redact(str(exc))}"
+            ) from None
+
+
+class ElasticsearchPlugin:
+    settings_model = ElasticsearchSettings
+
+    def create(self, settings: ElasticsearchSettings, context: SinkContext) -> ElasticsearchSink:
+        return ElasticsearchSink(settings, context)
+
+
+plugin = ElasticsearchPlugin()

@@ -1,0 +1,436 @@
+"""The syslog sink: RFC 5424 or RFC 3164 over UDP, TCP or TLS.
+
+What "delivered" means here (there is no application-level acknowledgement in syslog):
+
+- TCP/TLS: `flush()` returns once every frame was written on a connection the receiver had not
+  closed and, on Linux, the receiving host's TCP stack acknowledged every byte (elsewhere: the
+  bytes were handed to the local kernel). Bytes the receiving host acknowledged but the syslog
+  daemon had not yet processed are lost if it dies at that moment; a connection found closed at
+  `flush()` fails the flush, so the window is sent again (a duplicate, never a gap). RELP, which
+  would close that gap, is not supported.
+- UDP: best effort. A datagram handed to the kernel counts as delivered; the network or the
+  receiver may drop it and nobody will know. An event whose message exceeds `udp_max_bytes` is
+  never truncated: it is rejected (dead-letter file, with the reason).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import os
+import socket
+import ssl
+import termios
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Literal
+
+import orjson
+import structlog
+from pydantic import Field, field_validator, model_validator
+from tenacity import RetryCallState
+
+from shipper.durations import Duration
+from shipper.errors import SinkFatalError, SinkRetryableError
+from shipper.model import AuditEvent
+from shipper.render import renderer
+from shipper.retry import RetryPolicy, retrying
+from shipper.sink import Rejection, SinkContext, SinkSettings, batches
+from shipper.tls import TlsSettings, client_context
+from sinks.syslog_format import (
+    DEFAULT_SD_ID,
+    Framing,
+    Header,
+    HeaderStyle,
+    datagram,
+    facility_number,
+    frame,
+)
+
+log = structlog.get_logger("shipper.sinks.syslog")
+
+Transport = Literal["udp", "tcp", "tls"]
+UDP_MAX_PAYLOAD = 65507
+_DEFAULT_PORTS: dict[str, int] = {"udp": 514, "tcp": 514, "tls": 6514}
+_ACK_POLL = (0.001, 0.05)  # first and longest pause while waiting for TCP acknowledgements
+
+
+class SyslogSinkSettings(SinkSettings, TlsSettings):
+    """`[[sinks]] type = "syslog"`."""
+
+    type: Literal["syslog"] = Field(description="Which sink: syslog.")
+    host: str = Field(min_length=1, description="Receiver host name or address.")
+    port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Receiver port; default 514 (udp, tcp), 6514 (tls).",
+    )
+    transport: Transport = Field(
+        default="tcp", description="udp (best effort), tcp, or tls (RFC 5425)."
+    )
+    format: HeaderStyle = Field(
+        default="rfc5424", description="Syslog header style: rfc5424 or rfc3164 (BSD)."
+    )
+    body: Literal["json", "cef"] = Field(
+        default="json", description="Message body: a JSON document (see body_format) or CEF."
+    )
+    body_format: Literal["raw", "normalized", "ecs", "ocsf"] = Field(
+        default="normalized", description="Shape of the JSON body when body = json."
+    )
+    framing: Framing = Field(
+        default="octet-counting",
+        description="TCP/TLS framing: octet-counting (RFC 6587/5425) or lf; ignored for udp.",
+    )
+    app_name: str = Field(
+        default="shipper",
+        pattern=r"^[!-~]{1,48}$",
+        description="APP-NAME (RFC 5424) or TAG (RFC 3164).",
+    )
+    facility: int = Field(
+        default=16, description="Facility name (local0..local7, auth, authpriv, ...) or 0..23."
+    )
+    hostname: str | None = Field(
+        default=None, description="HOSTNAME field; default this machine's FQDN (or '-')."
+    )
+    sd_id: str = Field(
+        default=DEFAULT_SD_ID,
+        pattern=r"^[A-Za-z0-9_.-]+@[0-9]+$",
+        max_length=32,
+        description="SD-ID of the structured-data element (name@private-enterprise-number).",
+    )
+    udp_max_bytes: int = Field(
+        default=8192,
+        ge=480,
+        le=UDP_MAX_PAYLOAD,
+        description="Largest UDP datagram; bigger events are dead-lettered, never truncated.",
+    )
+    timeout: Duration = Field(
+        default=10.0, description="Connect, write and acknowledgement timeout."
+    )
+    tls_server_name: str | None = Field(
+        default=None, description="Name to verify in the receiver's certificate; default host."
+    )
+
+    allowed_formats: ClassVar[tuple[str, ...]] = ("rfc5424", "rfc3164")
+
+    @field_validator("facility", mode="before")
+    @classmethod
+    def _facility(cls, value: Any) -> int:
+        return facility_number(value)
+
+    @model_validator(mode="after")
+    def _tls_keys_need_tls(self) -> SyslogSinkSettings:
+        tls_keys = ("ca_file", "cert_file", "key_file", "tls_server_name")
+        if self.transport != "tls" and (stray := [k for k in tls_keys if getattr(self, k)]):
+            verb = "applies" if len(stray) == 1 else "apply"
+            raise ValueError(
+                f"{', '.join(stray)} {verb} only to transport = 'tls' (not {self.transport!r})"
+            )
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or _DEFAULT_PORTS[self.transport]
+
+
+def default_hostname() -> str:
+    """This machine's FQDN, its plain host name when the FQDN is only localhost, else '-'."""
+    name = socket.getfqdn()
+    if not name or name.startswith("localhost"):
+        name = socket.gethostname()
+    return name or "-"
+
+
+def unacked_bytes(sock: socket.socket) -> int | None:
+    """Bytes the peer has not acknowledged yet (Linux SIOCOUTQ); None where unsupported."""
+    try:
+        buf = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except (OSError, AttributeError):
+        return None
+    return int.from_bytes(buf, "little", signed=True)
+
+
+def closed_reason(sock: socket.socket) -> str | None:
+    """Why the receiver ended the connection, or None while it is open (checked without blocking)."""
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        # On TLS this reads records (session tickets, alerts, close_notify); receivers send no data.
+        tls = isinstance(sock, ssl.SSLSocket)
+        data = sock.recv(1) if tls else sock.recv(1, socket.MSG_PEEK)
+    except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        return None
+    except OSError as exc:
+        return f"the receiver ended the connection: {_describe(exc)}"
+    finally:
+        with contextlib.suppress(OSError):
+            sock.settimeout(timeout)
+    return None if data else "the receiver closed the connection"
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and not isinstance(exc, ssl.SSLCertVerificationError)
+
+
+class SyslogSink:
+    """Sends each batch as one write of frames on a persistent connection (or one datagram each)."""
+
+    def __init__(
+        self,
+        settings: SyslogSinkSettings,
+        *,
+        sleep: Callable[[float], Any] = time.sleep,
+        hostname: Callable[[], str] = default_hostname,
+    ) -> None:
+        self.name = settings.name
+        self.settings = settings
+        self._sleep = sleep
+        self._hostname = hostname
+        self._policy = RetryPolicy(
+            max_attempts=settings.retry_max_attempts, max_time=settings.retry_max_time
+        )
+        self._address = (settings.host, settings.effective_port)
+        self._where = f"{settings.transport}://{settings.host}:{settings.effective_port}"
+        self._render: Callable[[AuditEvent], bytes] | None = None
+        self._header: Header | None = None
+        self._tls: ssl.SSLContext | None = None
+        self._sock: socket.socket | None = None
+
+    # --- the Sink protocol ---------------------------------------------------------------
+
+    def open(self) -> None:
+        s = self.settings
+        self._render = renderer("cef" if s.body == "cef" else s.body_format)
+        self._header = Header.create(
+            s.format,
+            facility=s.facility,
+            hostname=s.hostname or self._hostname(),
+            app_name=s.app_name,
+            procid=str(os.getpid()),
+            sd_id=s.sd_id,
+        )
+        if s.transport == "tls":
+            self._tls = self._tls_context()
+
+    def send(self, batch: Sequence[AuditEvent]) -> Sequence[Rejection]:
+        messages, rejections = self._encode(batch)
+        if self.settings.transport == "udp":
+            return rejections + self._send_datagrams(messages)
+        events = [event for event, _ in messages]
+        frames = [frame(message, self.settings.framing) for _, message in messages]
+        s = self.settings
+        for start, end in batches(
+            events, frames, max_events=s.batch_max_events, max_bytes=s.batch_max_bytes
+        ):
+            self._retry("write to", functools.partial(self._write, b"".join(frames[start:end])))
+        return rejections
+
+    def flush(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        if (problem := self._undelivered(sock)) is not None:
+            self._disconnect()
+            if self._tls is not None and self.settings.cert_file is None:
+                problem += " (if it requires a client certificate, set cert_file and key_file)"
+            raise SinkRetryableError(
+                self.name, f"{self._where}: {problem}; the last batches will be sent again"
+            )
+
+    def close(self) -> None:
+        self._disconnect()
+
+    def probe(self) -> str:
+        if self._render is None:
+            self.open()
+        once = RetryPolicy(max_attempts=1)
+        if self.settings.transport == "udp":
+            found: list[str] = []
+            self._retry("resolve the host of", lambda: found.append(self._resolve()[1][0]), once)
+            return f"udp: {self.settings.host} resolves to {found[0]}; no handshake possible"
+        self._retry("connect to", self._connection, once)
+        verdict = f"{self._where}: connected"
+        if isinstance(self._sock, ssl.SSLSocket):
+            verdict += (
+                f" ({self._sock.version()}, certificate verified: {self.settings.tls_verify})"
+            )
+        self._disconnect()
+        return verdict
+
+    # --- encoding ------------------------------------------------------------------------
+
+    def _encode(
+        self, batch: Sequence[AuditEvent]
+    ) -> tuple[list[tuple[AuditEvent, bytes]], list[Rejection]]:
+        if self._render is None or self._header is None:
+            raise RuntimeError("open() must be called before send()")
+        encoded: list[tuple[AuditEvent, bytes]] = []
+        rejections: list[Rejection] = []
+        for event in batch:
+            try:
+                encoded.append((event, self._header.message(event, self._render(event))))
+            except (ValueError, OverflowError, orjson.JSONEncodeError) as exc:
+                rejections.append(Rejection(event, f"cannot render as syslog: {exc}"))
+        return encoded, rejections
+
+    # --- UDP -----------------------------------------------------------------------------
+
+    def _send_datagrams(self, messages: list[tuple[AuditEvent, bytes]]) -> list[Rejection]:
+        limit = self.settings.udp_max_bytes
+        payloads: list[bytes] = []
+        rejections: list[Rejection] = []
+        for event, message in messages:
+            payload = datagram(message)
+            if len(payload) > limit:
+                reason = (
+                    f"syslog message is {len(payload)} bytes, over udp_max_bytes = {limit}; "
+                    "UDP cannot carry it whole (use transport = 'tcp' or 'tls')"
+                )
+                rejections.append(Rejection(event, reason))
+            else:
+                payloads.append(payload)
+        if payloads:
+            self._retry("send datagrams to", lambda: self._sendto_all(payloads))
+        return rejections
+
+    def _sendto_all(self, payloads: list[bytes]) -> None:
+        family, address = self._resolve()
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(self.settings.timeout)
+            for payload in payloads:
+                sock.sendto(payload, address)
+
+    def _resolve(self) -> tuple[socket.AddressFamily, tuple[str, int]]:
+        family, _, _, _, sockaddr = socket.getaddrinfo(*self._address, type=socket.SOCK_DGRAM)[0]
+        return family, (str(sockaddr[0]), int(sockaddr[1]))
+
+    # --- TCP and TLS ---------------------------------------------------------------------
+
+    def _write(self, payload: bytes) -> None:
+        sock = self._connection()
+        try:
+            sock.sendall(payload)
+        except OSError:
+            self._disconnect()
+            raise
+
+    def _connection(self) -> socket.socket:
+        if self._sock is not None and (reason := closed_reason(self._sock)):
+            log.info("syslog_reconnect", sink=self.name, reason=reason)
+            self._disconnect()
+        if self._sock is None:
+            self._sock = self._connect()
+        return self._sock
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection(self._address, timeout=self.settings.timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            if self._tls is not None:
+                name = self.settings.tls_server_name or self.settings.host
+                return self._tls.wrap_socket(sock, server_hostname=name)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def _undelivered(self, sock: socket.socket) -> str | None:
+        """None once the receiving host acknowledged every byte on an open connection, else why not."""
+        timeout = self.settings.timeout
+        deadline = time.monotonic() + timeout
+        pause = _ACK_POLL[0]
+        while True:
+            pending = unacked_bytes(sock)
+            if (closed := closed_reason(sock)) or not pending:
+                return closed
+            if time.monotonic() > deadline:
+                return (
+                    f"timed out: {pending} bytes not acknowledged by the receiver in {timeout:g}s"
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, _ACK_POLL[1])
+
+    def _disconnect(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        if isinstance(sock, ssl.SSLSocket):
+            # A close_notify spares the receiver a "connection not properly terminated" error.
+            with contextlib.suppress(OSError, ValueError):
+                sock.settimeout(0.2)
+                sock.unwrap()
+        with contextlib.suppress(OSError):
+            sock.close()
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if not self.settings.tls_verify:
+            log.warning("tls_verification_disabled", sink=self.name)
+        try:
+            return client_context(self.settings)
+        except (OSError, ssl.SSLError) as exc:
+            raise SinkFatalError(self.name, f"cannot load TLS files: {_describe(exc)}") from None
+
+    # --- retries -------------------------------------------------------------------------
+
+    def _retry(
+        self, action: str, call: Callable[[], object], policy: RetryPolicy | None = None
+    ) -> None:
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "syslog_retry",
+                sink=self.name,
+                action=action,
+                attempt=state.attempt_number,
+                error=_describe(exc) if exc else None,
+            )
+
+        try:
+            for attempt in retrying(
+                policy or self._policy,
+                retry_on=_retryable,
+                sleep=self._sleep,
+                before_sleep=before_sleep,
+            ):
+                with attempt:
+                    call()
+        except ssl.SSLCertVerificationError as exc:
+            raise SinkFatalError(
+                self.name,
+                f"{self._where}: the receiver's certificate was refused ({exc.verify_message}); "
+                "set ca_file to the CA that signed it",
+            ) from None
+        except OSError as exc:
+            raise SinkRetryableError(
+                self.name, f"cannot {action} {self._where}: {_describe(exc)}"
+            ) from None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host name ({exc.strerror})"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is the receiver listening?)"
+    if isinstance(exc, TimeoutError):
+        text = str(exc) or "timed out"
+        return text if "timed out" in text else f"timed out: {text}"
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return f"TLS error {exc.reason}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+class SyslogPlugin:
+    """The `shipper.sinks` entry point `syslog`."""
+
+    settings_model: type[SinkSettings] = SyslogSinkSettings
+
+    def create(self, settings: Any, context: SinkContext) -> SyslogSink:
+        return SyslogSink(settings)
+
+
+plugin = SyslogPlugin()

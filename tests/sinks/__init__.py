@@ -1,0 +1,1 @@
+"""Tests of the shipped sinks against real local receivers."""
