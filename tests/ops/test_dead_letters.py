@@ -36,13 +36,19 @@ def test_refused_event_is_dead_lettered_listed_and_replayed(setup, capsys) -> No
     assert victim not in es.docs() and len(es.docs()) == 39
     dead = config_path.parent / "state" / "dead-letter" / "es.jsonl"
     record = orjson.loads(dead.read_bytes())
-    assert record["event_id"] == victim and record["sink"] == "es" and "document_parsing_exception" in record["reason"]
+    assert (
+        record["event_id"] == victim
+        and record["sink"] == "es"
+        and "document_parsing_exception" in record["reason"]
+    )
     assert record["event"]["id"] == victim and record["time"].endswith("Z")
 
     assert main(["dlq", "list", "--config", str(config_path), "--sink", "es"]) == 0
     assert victim in capsys.readouterr().out
 
-    assert main(["dlq", "replay", "--config", str(config_path), "--sink", "es"]) == 5  # still refused
+    assert (
+        main(["dlq", "replay", "--config", str(config_path), "--sink", "es"]) == 5
+    )  # still refused
     assert orjson.loads(dead.read_bytes())["event_id"] == victim
     es.accept(victim)
     assert main(["dlq", "replay", "--config", str(config_path), "--sink", "es"]) == 0

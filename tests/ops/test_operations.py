@@ -40,12 +40,16 @@ def poll(url: str, until, timeout: float = 30.0) -> httpx.Response:
         time.sleep(0.1)
 
 
-def test_follow_mode_serves_metrics_health_and_readiness(emulator: Emulator, tmp_path: Path) -> None:
+def test_follow_mode_serves_metrics_health_and_readiness(
+    emulator: Emulator, tmp_path: Path
+) -> None:
     """A running follow-mode process serves /metrics, /healthz and /readyz; counters move as events arrive."""
     config = write_config(tmp_path, config_text(emulator.base_url, tmp_path))
     proc = subprocess.Popen(
         [sys.executable, "-m", "shipper.cli", "run", "--config", str(config)],
-        stderr=subprocess.PIPE, text=True, env={**os.environ, KEY_ENV: KEY},
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, KEY_ENV: KEY},
     )
     try:
         assert proc.stderr is not None
@@ -59,15 +63,34 @@ def test_follow_mode_serves_metrics_health_and_readiness(emulator: Emulator, tmp
         base = f"http://127.0.0.1:{port}"
         assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
         total = len(emulator.events())
-        scrape = poll(f"{base}/metrics", lambda r: metric(r.text, "shipper_cycles_total", source="default", result="ok") >= 1)
-        assert metric(scrape.text, "shipper_events_delivered_total", source="default", sink="archive") == total
+        scrape = poll(
+            f"{base}/metrics",
+            lambda r: metric(r.text, "shipper_cycles_total", source="default", result="ok") >= 1,
+        )
+        assert (
+            metric(scrape.text, "shipper_events_delivered_total", source="default", sink="archive")
+            == total
+        )
         assert metric(scrape.text, "shipper_events_fetched_total", source="default") >= total
         assert metric(scrape.text, "shipper_sink_up", source="default", sink="archive") == 1
-        assert 0 <= metric(scrape.text, "shipper_cursor_lag_seconds", source="default", sink="archive") < 600
+        assert (
+            0
+            <= metric(scrape.text, "shipper_cursor_lag_seconds", source="default", sink="archive")
+            < 600
+        )
         assert poll(f"{base}/readyz", lambda r: r.status_code == 200).status_code == 200
         emulator.add_late_events(7, max_age=20)
-        scrape = poll(f"{base}/metrics", lambda r: metric(r.text, "shipper_events_delivered_total", source="default", sink="archive") >= total + 7)
-        assert metric(scrape.text, "shipper_events_delivered_total", source="default", sink="archive") == total + 7
+        scrape = poll(
+            f"{base}/metrics",
+            lambda r: (
+                metric(r.text, "shipper_events_delivered_total", source="default", sink="archive")
+                >= total + 7
+            ),
+        )
+        assert (
+            metric(scrape.text, "shipper_events_delivered_total", source="default", sink="archive")
+            == total + 7
+        )
         assert KEY not in scrape.text
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
@@ -100,8 +123,12 @@ def test_cron_mode_writes_a_textfile(emulator: Emulator, tmp_path: Path, admin_k
     outcome = app.run(load_config(write_config(tmp_path, text)), once=True)
     assert outcome.exit_code == ExitCode.OK
     exposition = (tmp_path / "prom" / "shipper.prom").read_text()
-    assert metric(exposition, "shipper_events_delivered_total", source="default", sink="archive") == len(emulator.events())
-    assert metric(exposition, "shipper_last_successful_cycle_timestamp_seconds", source="default") > T0
+    assert metric(
+        exposition, "shipper_events_delivered_total", source="default", sink="archive"
+    ) == len(emulator.events())
+    assert (
+        metric(exposition, "shipper_last_successful_cycle_timestamp_seconds", source="default") > T0
+    )
 
 
 def two_org_config(tmp_path: Path, url_a: str, url_b: str, key_b_env: str) -> str:
@@ -110,7 +137,10 @@ def two_org_config(tmp_path: Path, url_a: str, url_b: str, key_b_env: str) -> st
     sources = "".join(
         f'[[sources]]\nname = "{name}"\norganization = "{org}"\nbase_url = "{url}"\n'
         f'api_key_env = "{env}"\nstart_at = "{start}"\nretry_max_time = "10s"\n\n'
-        for name, org, url, env in (("acme", "Acme Corp", url_a, KEY_ENV), ("globex", "Globex", url_b, key_b_env))
+        for name, org, url, env in (
+            ("acme", "Acme Corp", url_a, KEY_ENV),
+            ("globex", "Globex", url_b, key_b_env),
+        )
     )
     return sources + "[state]" + base.replace('format = "raw"', 'format = "normalized"')
 
@@ -122,23 +152,41 @@ def test_two_organizations_end_to_end(tmp_path: Path, admin_key: str, monkeypatc
     a_events = generate_events(150, start=T0 - 86400, end=T0, seed=1, id_prefix="audit_log-acme-")
     b_events = generate_events(120, start=T0 - 86400, end=T0, seed=2, id_prefix="audit_log-globex-")
     with Emulator(api_key=KEY, events=a_events) as a, Emulator(api_key=key_b, events=b_events) as b:
-        config = load_config(write_config(tmp_path, two_org_config(tmp_path, a.base_url, b.base_url, "SHIPPER_TEST_KEY_B")))
+        config = load_config(
+            write_config(
+                tmp_path, two_org_config(tmp_path, a.base_url, b.base_url, "SHIPPER_TEST_KEY_B")
+            )
+        )
         assert app.run(config, once=True).exit_code == ExitCode.OK
-    docs = [orjson.loads(line) for line in (tmp_path / "out" / "audit.jsonl").read_bytes().splitlines()]
+    docs = [
+        orjson.loads(line) for line in (tmp_path / "out" / "audit.jsonl").read_bytes().splitlines()
+    ]
     by_org: dict[str, set[str]] = {}
     for doc in docs:
         by_org.setdefault(doc["organization"], set()).add(doc["id"])
-    assert by_org == {"Acme Corp": {e["id"] for e in a_events}, "Globex": {e["id"] for e in b_events}}
+    assert by_org == {
+        "Acme Corp": {e["id"] for e in a_events},
+        "Globex": {e["id"] for e in b_events},
+    }
     assert (tmp_path / "state" / "acme" / "cursors" / "archive.json").exists()
     assert (tmp_path / "state" / "globex" / "cursors" / "archive.json").exists()
 
 
-def test_one_organizations_bad_key_does_not_stop_the_other(tmp_path: Path, admin_key: str, monkeypatch) -> None:
+def test_one_organizations_bad_key_does_not_stop_the_other(
+    tmp_path: Path, admin_key: str, monkeypatch
+) -> None:
     """With several sources, a revoked key for one yields exit 3 while the other is still delivered."""
     monkeypatch.setenv("SHIPPER_TEST_KEY_B", "sk-admin-revoked-000000000000")
     a_events = generate_events(50, start=T0 - 86400, end=T0, seed=1)
-    with Emulator(api_key=KEY, events=a_events) as a, Emulator(api_key="sk-admin-other", events=[]) as b:
-        config = load_config(write_config(tmp_path, two_org_config(tmp_path, a.base_url, b.base_url, "SHIPPER_TEST_KEY_B")))
+    with (
+        Emulator(api_key=KEY, events=a_events) as a,
+        Emulator(api_key="sk-admin-other", events=[]) as b,
+    ):
+        config = load_config(
+            write_config(
+                tmp_path, two_org_config(tmp_path, a.base_url, b.base_url, "SHIPPER_TEST_KEY_B")
+            )
+        )
         outcome = app.run(config, once=True)
     assert outcome.exit_code == ExitCode.SOURCE_REFUSED
     lines = (tmp_path / "out" / "audit.jsonl").read_bytes().splitlines()
