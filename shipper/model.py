@@ -109,10 +109,16 @@ _SESSION_KEYS = frozenset({"user", "ip_address", "user_agent", "ja3", "ja4", "ip
 _API_KEY_KEYS = frozenset({"id", "type", "user", "service_account"})
 
 
+def _unexpected(obj: JsonDict, keys: tuple[str, ...], kind: type) -> JsonDict:
+    """Declared keys whose value has an unexpected shape: kept verbatim rather than dropped."""
+    return {k: obj[k] for k in keys if obj.get(k) is not None and not isinstance(obj[k], kind)}
+
+
 def _read_user(actor: Actor, user: JsonDict) -> None:
     actor.user_id = _str(user.get("id"))
     actor.user_email = _str(user.get("email"))
-    if extra := _rest(user, _USER_KEYS):
+    extra = _rest(user, _USER_KEYS) | _unexpected(user, ("id", "email"), str)
+    if extra:
         actor.extra["user"] = extra
 
 
@@ -123,8 +129,9 @@ def _read_session(actor: Actor, session: JsonDict) -> None:
     actor.ja3 = _str(session.get("ja3"))
     actor.ja4 = _str(session.get("ja4"))
     actor.geo = _dict(session.get("ip_address_details"))
-    if extra := _rest(session, _SESSION_KEYS):
-        actor.extra.update(extra)
+    actor.extra.update(_rest(session, _SESSION_KEYS))
+    actor.extra.update(_unexpected(session, ("ip_address", "user_agent", "ja3", "ja4"), str))
+    actor.extra.update(_unexpected(session, ("user", "ip_address_details"), dict))
 
 
 def _read_api_key(actor: Actor, key: JsonDict) -> None:
@@ -132,8 +139,9 @@ def _read_api_key(actor: Actor, key: JsonDict) -> None:
     actor.api_key_kind = _str(key.get("type"))
     _read_user(actor, _dict(key.get("user")))
     actor.service_account_id = _str(_dict(key.get("service_account")).get("id"))
-    if extra := _rest(key, _API_KEY_KEYS):
-        actor.extra.update(extra)
+    actor.extra.update(_rest(key, _API_KEY_KEYS))
+    actor.extra.update(_unexpected(key, ("id", "type"), str))
+    actor.extra.update(_unexpected(key, ("user", "service_account"), dict))
 
 
 def read_actor(raw: Any) -> Actor:

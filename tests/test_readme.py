@@ -30,3 +30,12 @@ def test_ci_runs_the_readme_test_command() -> None:
     test_command = next(c for c in commands if "pytest" in c)
     ci = (ROOT / ".ci" / "run").read_text()
     assert test_command.replace(" -q", "") in ci.replace(" -q", "")
+
+
+def test_mapping_table_and_samples_are_generated_from_the_data() -> None:
+    """The README's mapping table and format samples equal `python -m shipper.render.docs` output."""
+    from shipper.render.docs import document
+
+    start = README.index("<!-- mapping:begin")
+    body = README[README.index("\n", start) + 1 : README.index("<!-- mapping:end -->")]
+    assert body.strip() == document().strip()

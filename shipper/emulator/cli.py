@@ -47,7 +47,10 @@ def _write_port(path: Path, port: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Serve in the foreground; returns 0 after SIGTERM or SIGINT."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.events < 0 or args.days <= 0:
+        parser.error("--events must be >= 0 and --days > 0")
     api_key = os.environ.get(args.api_key_env)
     if not api_key:
         api_key = DEMO_KEY

@@ -118,3 +118,17 @@ def test_entry_without_id_is_refused() -> None:
     """An entry without an id cannot be tracked, so building it raises ValueError."""
     with pytest.raises(ValueError, match="id"):
         AuditEvent.from_api({"type": "x", "effective_at": 1})
+
+
+def test_declared_fields_of_unexpected_shape_are_kept() -> None:
+    """A declared field with the wrong JSON type (a list for an IP, a string for geo) is kept in actor_extra."""
+    raw = {
+        **SESSION,
+        "actor": {
+            "type": "session",
+            "session": {"ip_address": ["1.2.3.4"], "ip_address_details": "US"},
+        },
+    }
+    doc = normalize(AuditEvent.from_api(raw))
+    assert doc["actor_extra"] == {"ip_address": ["1.2.3.4"], "ip_address_details": "US"}
+    assert "actor_ip" not in doc
