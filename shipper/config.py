@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shipper.config_secrets import guard_inline_secrets
 from shipper.durations import Duration
 from shipper.errors import ConfigError
 from shipper.sink import SinkPlugin, SinkSettings
@@ -270,4 +271,5 @@ def load_config(path: Path, plugins: dict[str, SinkPlugin] | None = None) -> Con
         raise ConfigError(f"not valid TOML: {exc}", path=str(path)) from None
     if "path" in data:
         raise ConfigError("unknown key", path=str(path), key="path")
+    guard_inline_secrets(data, path)
     return parse_config(data, str(path), plugins)
