@@ -98,7 +98,11 @@ def make_workers(
     store = CursorStore(config.state.dir, source.name)
     workers = []
     for settings in config.sinks:
-        cursor = store.load(settings.name) or Cursor(high_water=initial_high_water(source, now))
+        cursor = store.load(settings.name)
+        if cursor is None:
+            # Recorded at once so `status` shows a new sink's lag even if it never delivers.
+            cursor = Cursor(high_water=initial_high_water(source, now))
+            store.save(settings.name, cursor)
         opened = sinks[settings.name]
         worker = SinkWorker(
             name=settings.name,
@@ -150,6 +154,22 @@ class _Observer:
             self.bar.end()
 
 
+def warn_beyond_retention(source: SourceSettings, workers: list[SinkWorker], now: float) -> None:
+    """A sink further behind than the API keeps history may have lost events for good: say so."""
+    for worker in workers:
+        behind = now - worker.cursor.high_water
+        if behind > source.retention:
+            log.error(
+                "sink_behind_retention",
+                source=source.name,
+                sink=worker.name,
+                behind_days=round(behind / 86400, 1),
+                retention_days=round(source.retention / 86400, 1),
+                meaning="events older than the API's retention are gone for this sink; "
+                "catching up now with what the API still holds",
+            )
+
+
 def _log_cycle(report: CycleReport, seconds: float, client: AuditLogClient) -> None:
     log.info(
         "cycle_complete",
@@ -195,6 +215,7 @@ class Runner:
     ) -> ExitCode:
         began = time.monotonic()
         workers = make_workers(self.config, source, sinks, time.time(), self.metrics)
+        warn_beyond_retention(source, workers, time.time())
         stall = None if self.once else max(source.poll_interval, 30.0)
         observer = _Observer(source.name, self.metrics, self.progress)
         pipeline = Pipeline(

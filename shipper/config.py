@@ -73,6 +73,10 @@ class SourceSettings(_Strict):
     poll_interval: Duration = Field(
         default=60.0, description="Pause between cycles in follow mode."
     )
+    retention: Duration = Field(
+        default=30 * 86400.0,
+        description="How long the API is assumed to keep events; a sink further behind is reported loudly.",
+    )
     event_types: list[str] = Field(default_factory=list, description="Only these event types.")
     project_ids: list[str] = Field(default_factory=list, description="Only these projects.")
     actor_ids: list[str] = Field(default_factory=list, description="Only these actors.")

@@ -46,6 +46,7 @@ def _source(config: Config, source: SourceSettings, now: float) -> dict[str, Any
                 "high_water": cursor.high_water if cursor else None,
                 "high_water_at": rfc3339(cursor.high_water) if cursor else None,
                 "lag_seconds": int(now - cursor.high_water) if cursor else None,
+                "behind_retention": bool(cursor and now - cursor.high_water > source.retention),
                 "seen_ids": len(cursor.seen) if cursor else 0,
                 "dead_letter_file": str(dead),
                 "dead_letters": _count_lines(dead),
@@ -74,6 +75,7 @@ def _text(doc: dict[str, Any]) -> str:
             lines.append(
                 f"{s['name']:<16} {s['type']:<14} {s['high_water_at'] or 'never run':<22} "
                 f"{lag:>10} {s['dead_letters']:>6}  {s['cursor_file']}"
+                + ("  BEHIND API RETENTION: events may be lost" if s["behind_retention"] else "")
             )
     return "\n".join(lines)
 

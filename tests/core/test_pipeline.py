@@ -13,7 +13,8 @@ from shipper.config import load_config
 from shipper.emulator import Emulator
 from shipper.errors import ExitCode
 from shipper.state import CursorStore
-from tests.conftest import config_text, write_config
+from shipper.windows import Cursor
+from tests.conftest import T0, config_text, write_config
 
 
 def ids_in(path: Path) -> list[str]:
@@ -81,7 +82,7 @@ def test_failing_sink_keeps_its_place_while_the_other_advances(
     assert outcome.reports[0].sinks["b"].state == "failed"
     expected = [e["id"] for e in emulator.events()]
     assert ids_in(tmp_path / "out" / "a.jsonl") == expected
-    assert CursorStore(tmp_path / "state", "default").load("b") is None
+    assert CursorStore(tmp_path / "state", "default").load("b") == Cursor(high_water=T0 - 3 * 86400)
     blocked.rmdir()
     assert app.run(config, once=True).exit_code == ExitCode.OK
     assert ids_in(blocked) == expected
