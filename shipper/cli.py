@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--config", required=True, type=Path)
     status.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser("emulate", help="serve the built-in audit-log API emulator", add_help=False)
+    init = sub.add_parser("init", help="write a commented starter config")
+    init.add_argument("--config", type=Path, default=Path("shipper.toml"), help="where to write it")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
     dlq = sub.add_parser("dlq", help="inspect, re-send or delete a sink's dead letters")
     dlq.add_argument("action", choices=["list", "replay", "purge"])
     dlq.add_argument("--config", required=True, type=Path)
@@ -89,6 +92,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return show_status(args.config, as_json=args.json)
 
 
+def _cmd_init(args: argparse.Namespace) -> int:
+    from shipper.init import write_starter
+
+    return write_starter(args.config, force=args.force)
+
+
 def _cmd_dlq(args: argparse.Namespace) -> int:
     from shipper.dlq import main as dlq
 
@@ -107,6 +116,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "status": _cmd_status,
     "demo": _cmd_demo,
     "dlq": _cmd_dlq,
+    "init": _cmd_init,
 }
 
 

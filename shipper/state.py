@@ -79,6 +79,11 @@ class CursorStore:
         path = self.path(sink)
         try:
             doc = orjson.loads(path.read_bytes())
+            if int(doc.get("version", 1)) > STATE_VERSION:
+                raise StateCorruptError(
+                    f"cursor file {path} was written by a newer shipper (state version "
+                    f"{doc['version']}); run that version, or restore a backup"
+                )
             return Cursor(high_water=int(doc["high_water"]), seen=dict(doc["seen"]))
         except FileNotFoundError:
             return None

@@ -81,3 +81,13 @@ def test_lock_is_released_when_the_holder_is_killed(tmp_path: Path) -> None:
         if holder.stdout:
             holder.stdout.close()
     StateLock(tmp_path).acquire()
+
+
+def test_cursor_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    """A cursor file written by a newer shipper is not guessed at: the error says so."""
+    store = CursorStore(tmp_path, "default")
+    store.save("archive", Cursor(high_water=1))
+    path = store.path("archive")
+    path.write_text(path.read_text().replace('"version": 1', '"version": 99'))
+    with pytest.raises(StateCorruptError, match="newer shipper"):
+        store.load("archive")
