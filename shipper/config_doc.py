@@ -11,7 +11,13 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from shipper.config import LogSettings, SourceSettings, StateSettings, sink_plugins
+from shipper.config import (
+    LogSettings,
+    MetricsSettings,
+    SourceSettings,
+    StateSettings,
+    sink_plugins,
+)
 from shipper.durations import format_duration
 from shipper.sink import SinkSettings
 
@@ -57,9 +63,10 @@ def _sink_section(kind: str, model: type[SinkSettings]) -> str:
 def reference() -> str:
     parts = [
         BEGIN,
-        "### `[source]`\n\n" + table(SourceSettings),
+        "### `[source]` (or one `[[sources]]` table per organization)\n\n" + table(SourceSettings),
         "### `[state]`\n\n" + table(StateSettings),
         "### `[log]`\n\n" + table(LogSettings),
+        "### `[metrics]`\n\n" + table(MetricsSettings),
         "### `[[sinks]]`: keys every sink accepts\n\n" + table(SinkSettings),
     ]
     for kind, plugin in sorted(sink_plugins().items()):
