@@ -1,0 +1,298 @@
+"""The five sinks' receivers for a chaos run, each able to go down, refuse, reset or restart.
+
+They are the project's own local receivers (`tests.receivers`, `tests.sinks.rsyslog`): a JSON-lines
+file, a real rsyslogd over TCP, a signature-checking webhook, a Splunk HEC with indexer
+acknowledgement and an Elasticsearch `_bulk` endpoint. `received(sink)` reads back the audit
+event ids each one holds, in arrival order (repeats are duplicates).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.receivers.base import Receiver, Recorded, Reply, Responder
+from tests.receivers.fake_elasticsearch import FakeElasticsearch, es_error
+from tests.receivers.hec import FakeHec, Token, hec
+from tests.receivers.webhook import FakeWebhook
+from tests.sinks.rsyslog import MARKER_APP, Record, Rsyslog
+
+HEC_TOKEN = "chaos-hec-token-0123456789"
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"chaos-harness-signing-key-0123").decode()
+ES_API_KEY = "Y2hhb3MtaWQ6Y2hhb3Mta2V5"
+ENV = {
+    "CHAOS_HEC_TOKEN": HEC_TOKEN,
+    "CHAOS_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    "CHAOS_ES_API_KEY": ES_API_KEY,
+}
+_SINK_RETRY = 'retry_max_attempts = 4\nretry_max_time = "4s"\nbatch_max_events = 50\n'
+# Where each HTTP sink posts its data: scripted trouble must not hit HEC's ack queries.
+_DATA_PATHS = {"webhook": "/in", "hec": "/services/collector/event", "elastic": "/_bulk"}
+
+
+def rsyslog_available() -> bool:
+    return bool(shutil.which("rsyslogd") or shutil.which("rsyslogd", path="/usr/sbin:/sbin"))
+
+
+class _Gate:
+    """A scripted reply that only applies while armed; disarmed it passes to the real handler."""
+
+    def __init__(self, reply: Reply, fallback: Responder, *, process: bool = False) -> None:
+        self.reply, self.fallback, self.process = reply, fallback, process
+        self.armed, self.fired = True, 0
+        self._lock = threading.Lock()
+
+    def __call__(self, request: Recorded) -> Reply:
+        with self._lock:
+            armed = self.armed
+            self.fired += armed
+        if not armed:
+            return self.fallback(request)
+        if self.process:  # the receiver accepts the data; only its answer is lost
+            self.fallback(request)
+        return self.reply
+
+    def disarm(self) -> int:
+        with self._lock:
+            self.armed = False
+            return self.fired
+
+
+@dataclass(frozen=True)
+class Received:
+    ids: list[str]  # in arrival order
+    unreadable: int = 0  # records the harness could not parse (torn lines, garbled messages)
+
+
+class ChaosReceivers:
+    """Starts, scripts and reads the receivers; see the module docstring."""
+
+    def __init__(self, work: Path, *, syslog: bool) -> None:
+        self.file = work / "out" / "audit.jsonl"
+        self.webhook = FakeWebhook(secret=WEBHOOK_SECRET)
+        self.hec_token = Token(ack=True)
+        self.hec = FakeHec({HEC_TOKEN: self.hec_token})
+        self.elastic = FakeElasticsearch(api_key=ES_API_KEY)
+        self.rsyslog = Rsyslog(work / "rsyslog") if syslog else None
+        self._gates: list[tuple[str, _Gate]] = []
+        self._lost_mark = 0
+
+    @property
+    def sinks(self) -> tuple[str, ...]:
+        syslog = ("syslog",) if self.rsyslog is not None else ()
+        return ("file", *syslog, "webhook", "hec", "elastic")
+
+    def _http(self, sink: str) -> Receiver:
+        receivers = {
+            "webhook": self.webhook.receiver,
+            "hec": self.hec.receiver,
+            "elastic": self.elastic.receiver,
+        }
+        return receivers[sink]
+
+    def __enter__(self) -> ChaosReceivers:
+        for sink in self.sinks[1:]:
+            self.up(sink)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sink in self.sinks[1:]:
+            self.down(sink)
+
+    # -- faults ----------------------------------------------------------------------------
+    def down(self, sink: str) -> None:
+        """Nothing listens on the sink's port (connection refused) until `up`."""
+        if sink == "syslog" and self.rsyslog is not None:
+            self.rsyslog.stop()
+        elif sink in _DATA_PATHS:
+            self._http(sink).stop()
+
+    def up(self, sink: str) -> None:
+        if sink == "syslog" and self.rsyslog is not None:
+            if not self.rsyslog.running:
+                self.rsyslog.start()
+        elif sink in _DATA_PATHS:
+            self._http(sink).start()
+
+    def restart(self, sink: str) -> bool:
+        """The receiver dies (open connections closed) and comes back on the same port."""
+        self.down(sink)
+        self.up(sink)
+        return True
+
+    def reset_syslog(self) -> bool:
+        """Reset the shipper's TCP connections to rsyslog (`ss -K`); False if that failed."""
+        if self.rsyslog is None:
+            return False
+        port = str(self.rsyslog.tcp_port)
+        try:
+            result = subprocess.run(
+                ["ss", "-K", "dst", "127.0.0.1", "dport", "=", port],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return result.returncode == 0 and f":{port}" in result.stdout
+
+    def arm(self, sink: str, kind: str, times: int) -> None:
+        """The sink's next `times` data requests get 503 (`busy`) or no answer (see SCRIPTED)."""
+        receiver = self._http(sink)
+        gate = _Gate(self._reply(sink, kind), receiver.respond, process=kind == "dropped_answer")
+        receiver.script(*([gate] * times), path=_DATA_PATHS[sink])
+        self._gates.append((f"{kind}:{sink}", gate))
+
+    @staticmethod
+    def _reply(sink: str, kind: str) -> Reply:
+        if kind in ("reset", "dropped_answer"):
+            return Reply(drop=True)
+        if sink == "hec":
+            return hec(503, 9, "Server is busy")
+        if sink == "elastic":
+            return es_error(
+                503, "unavailable_shards_exception", "chaos: primary shard is not active"
+            )
+        return Reply(503, b"<html><body>503 Service Unavailable</body></html>")
+
+    def lose_hec_acks(self, times: int) -> None:
+        """HEC's next `times` acknowledged requests vanish (never indexed, never acknowledged)."""
+        self._lost_mark = len(self.hec.lost)
+        self.hec.lose_next_acks(times)
+
+    def disarm(self) -> Counter[str]:
+        """Stop every scripted fault; how many replies each kind really served this round."""
+        fired: Counter[str] = Counter()
+        for key, gate in self._gates:
+            fired[key] += gate.disarm()
+        self._gates.clear()
+        with self.hec._lock:  # losses that did not happen must not leak into the next round
+            self.hec._lose = 0
+        fired["ack_lost:hec"] = len(self.hec.lost) - self._lost_mark
+        self._lost_mark = len(self.hec.lost)
+        return +fired
+
+    def set_hec_ack(self, on: bool) -> None:
+        self.hec_token.ack = on
+
+    # -- configuration and results ---------------------------------------------------------
+    def sinks_toml(self, *, hec_ack: bool) -> str:
+        tables = [
+            f'type = "file"\nname = "file"\npath = "{self.file}"\nformat = "raw"\n',
+            f'type = "webhook"\nname = "webhook"\nurl = "{self.webhook.receiver.url}/in"\n'
+            'secret_env = "CHAOS_WEBHOOK_SECRET"\ncompression = "gzip"\ntimeout = "2s"\n',
+            f'type = "splunk_hec"\nname = "hec"\nurl = "{self.hec.receiver.url}"\n'
+            f'token_env = "CHAOS_HEC_TOKEN"\nformat = "raw"\nindexer_ack = {str(hec_ack).lower()}\n'
+            'ack_timeout = "1s"\nack_poll_interval = "50ms"\nack_max_resends = 1\ntimeout = "2s"\n',
+            f'type = "elasticsearch"\nname = "elastic"\nurl = "{self.elastic.url}"\n'
+            'api_key_env = "CHAOS_ES_API_KEY"\nformat = "ecs"\ntimeout = "2s"\n',
+        ]
+        if self.rsyslog is not None:
+            tables.insert(
+                1,
+                f'type = "syslog"\nname = "syslog"\nhost = "127.0.0.1"\nport = {self.rsyslog.tcp_port}\n'
+                'transport = "tcp"\nformat = "rfc5424"\nbody = "json"\ntimeout = "2s"\n',
+            )
+        return "".join(f"[[sinks]]\n{t}{_SINK_RETRY}\n" for t in tables)
+
+    def received(self, sink: str) -> Received:
+        if sink == "file":
+            return _file_ids(self.file)
+        if sink == "syslog" and self.rsyslog is not None:
+            return _syslog_ids(self.rsyslog)
+        if sink == "webhook":
+            return Received(self.webhook.ids())
+        if sink == "hec":
+            return Received(self.hec.event_ids())
+        return Received(list(self.elastic.created))
+
+
+def _file_ids(path: Path) -> Received:
+    ids, bad = [], 0
+    lines = path.read_bytes().split(b"\n") if path.exists() else []
+    for line in filter(None, lines):
+        try:
+            ids.append(str(json.loads(line)["id"]))
+        except (ValueError, KeyError, TypeError):
+            bad += 1
+    return Received(ids, bad)
+
+
+def _syslog_ids(server: Rsyslog) -> Received:
+    server.sync()
+    ids, bad = [], 0
+    text = server.output.read_text(encoding="utf-8") if server.output.exists() else ""
+    for line in filter(None, text.split("\n")):  # not splitlines(): U+2028 may appear raw
+        try:
+            record = Record.from_line(line)
+            if record.app_name != MARKER_APP:  # the sync barrier's own marker
+                ids.append(str(record.body()["id"]))
+        except (ValueError, KeyError, TypeError):
+            bad += 1
+    return Received(ids, bad)
+
+
+@dataclass(frozen=True)
+class SinkResult:
+    """One sink's content against the ground truth."""
+
+    received: int
+    missing: int
+    duplicates: int
+    dead_lettered: int
+    unexpected: int  # ids the emulator never served
+    unreadable: int
+    ratio: float  # duplicates / events
+    missing_ids: tuple[str, ...] = ()
+
+    @classmethod
+    def compare(cls, truth: list[str], received: Received, dead: set[str]) -> SinkResult:
+        counts = Counter(received.ids)
+        wanted = set(truth)
+        missing = sorted(wanted - counts.keys() - dead)
+        duplicates = sum(counts.values()) - len(counts)
+        return cls(
+            received=sum(counts.values()),
+            missing=len(missing),
+            duplicates=duplicates,
+            dead_lettered=len(dead & wanted),
+            unexpected=len(counts.keys() - wanted),
+            unreadable=received.unreadable,
+            ratio=duplicates / max(len(truth), 1),
+            missing_ids=tuple(missing[:5]),
+        )
+
+
+def dead_letters(path: Path) -> set[str]:
+    """Event ids in a sink's dead-letter file (handled, not lost: counted apart)."""
+    if not path.exists():
+        return set()
+    return {str(json.loads(line)["event_id"]) for line in path.read_text().splitlines() if line}
+
+
+def sink_rows(results: dict[str, SinkResult]) -> list[str]:
+    """The per-sink table: received, missing, duplicates and where the rest went."""
+    head = (
+        "sink",
+        "received",
+        "missing",
+        "dups",
+        "dup ratio",
+        "dead-let",
+        "unexpected",
+        "unreadable",
+    )
+    rows = ["{:<9}{:>9}{:>9}{:>7}{:>11}{:>10}{:>12}{:>12}".format(*head)]
+    for name, r in results.items():
+        cells = (r.received, r.missing, r.duplicates, f"{r.ratio:.4f}", r.dead_lettered)
+        rows.append("{:<9}{:>9}{:>9}{:>7}{:>11}{:>10}".format(name, *cells))
+        rows[-1] += f"{r.unexpected:>12}{r.unreadable:>12}"
+        if r.missing:
+            rows.append(f"  missing e.g. {', '.join(r.missing_ids)}")
+    return rows
