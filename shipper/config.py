@@ -87,7 +87,10 @@ class SourceSettings(_Strict):
     )
     page_size: int = Field(default=100, ge=1, le=100, description="Events per API page (limit).")
     concurrency: int = Field(
-        default=4, ge=1, le=32, description="Time windows fetched at once during a backfill."
+        default=4,
+        ge=1,
+        le=32,
+        description="Time windows fetched at once during a backfill (each reads its two passes side by side).",
     )
     window_max_events: int = Field(
         default=5000, ge=100, le=1_000_000, description="Target events per window (bounds memory)."

@@ -28,7 +28,9 @@ from shipper.windows import Cursor
 
 log = structlog.get_logger("shipper.delivery")
 
-MAX_QUEUED_WINDOWS = 4
+# Windows waiting for a sink beyond the one it is delivering; the fetch side already looks ahead
+# `concurrency` windows, so a deeper queue would only hold more events in memory.
+MAX_QUEUED_WINDOWS = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,16 +1,19 @@
 """One cycle: fetch the span every sink still needs, window by window, and fan it out.
 
 The span runs from the oldest sink cursor minus `lookback` to the `now` read when the cycle
-began. Windows are fetched up to `concurrency` at a time but handed to the sinks strictly in
-order; each sink commits its cursor after every window it finished (see `delivery.py`).
+began. Windows are fetched up to `concurrency` at a time (as many as waiting on the API makes
+worth it, see `FetchLoad`), each with its passes (ordinary and `tenant_only`) side by side,
+but handed to the sinks strictly in order; each sink commits its cursor after every window it
+finished (see `delivery.py`).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -20,13 +23,15 @@ import structlog
 from shipper.config import SourceSettings
 from shipper.delivery import SinkReport, SinkWorker, Window
 from shipper.model import AuditEvent
-from shipper.source import AuditLogClient, WindowOverflowError
+from shipper.source import AuditLogClient, Found, WindowOverflowError, assemble
 from shipper.windows import WindowPlanner, split
 
 log = structlog.get_logger("shipper.pipeline")
 
 DEFAULT_START_BACK = 86400
 INITIAL_WINDOW = 3600
+
+Passes = list[Future[Found]]
 
 
 @dataclass(slots=True)
@@ -54,6 +59,33 @@ class CycleObserver(Protocol):
     def end(self) -> None: ...
 
 
+@dataclass(slots=True)
+class FetchLoad:
+    """How much of a pass's time is spent waiting on the API, as a moving average.
+
+    Work on pages (parsing, building events) runs one thread at a time (the GIL), so fetching
+    more windows at once only helps while requests wait: with each pass busy a fraction `cpu /
+    wall` of its time, about `wall / cpu` passes in flight keep a core busy (Little's law). On a
+    fast API (loopback, a benchmark) that is one window, and more threads would only fight for
+    the GIL; at real API latencies it is every lane `concurrency` allows.
+    """
+
+    wall: float = 0.0
+    cpu: float = 0.0
+
+    def record(self, wall: float, cpu: float) -> None:
+        if self.wall == 0.0:
+            self.wall, self.cpu = wall, cpu
+        else:  # updates race between fetch threads; a lost sample does not matter
+            self.wall += (wall - self.wall) / 8
+            self.cpu += (cpu - self.cpu) / 8
+
+    def windows_worth_fetching(self, passes: int, lanes: int) -> int:
+        if self.cpu <= 0.0:
+            return lanes
+        return max(1, min(lanes, round(self.wall / (self.cpu * passes))))
+
+
 class Pipeline:
     """Moves events from one source to its sink workers."""
 
@@ -77,26 +109,79 @@ class Pipeline:
         self.observer = observer
         self.lookback = int(settings.lookback)
         self.target = settings.window_max_events
+        self.load = FetchLoad()
 
     def _fetch(self, start: int, end: int, limit: int | None) -> list[AuditEvent]:
         return self.client.fetch_window(
             start, end, organization=self.settings.organization, limit=limit
         )
 
-    def _resolve(self, start: int, end: int, future: Future[list[AuditEvent]]) -> Iterator[Window]:
-        """The window's events; a window over the hard cap is split and fetched in halves, in order."""
+    def _submit(self, pool: ThreadPoolExecutor, start: int, end: int, limit: int) -> Passes:
+        """Start every pass of a window; pages within a pass are sequential, passes are not."""
+        return [
+            pool.submit(
+                self._fetch_pass,
+                start,
+                end,
+                tenant_only=tenant_only,
+                limit=limit,
+                organization=self.settings.organization,
+            )
+            for tenant_only in self.client.passes
+        ]
+
+    def _fetch_pass(
+        self, start: int, end: int, *, tenant_only: bool, limit: int, organization: str | None
+    ) -> Found:
+        began, cpu = time.monotonic(), time.thread_time()
         try:
-            yield Window(start, end, future.result())
+            return self.client.fetch_pass(
+                start, end, tenant_only=tenant_only, limit=limit, organization=organization
+            )
+        finally:
+            self.load.record(time.monotonic() - began, time.thread_time() - cpu)
+
+    def _lookahead(self, planner: WindowPlanner) -> int:
+        passes = len(self.client.passes)
+        return min(planner.lookahead, self.load.windows_worth_fetching(passes, planner.lanes))
+
+    def _resolve(self, start: int, end: int, passes: Passes, limit: int) -> Iterator[Window]:
+        """The window's events; a window over the hard cap is cut and fetched piece by piece.
+
+        It is cut into as many pieces as the events it was seen to hold need (about `target`
+        each; a piece that still overflows is cut again), not into halves: a window grown over
+        quiet history that runs into a burst costs a few wasted fetches, not one per halving.
+        """
+        try:
+            yield Window(start, end, assemble((future.result() for future in passes), limit))
             return
-        except WindowOverflowError:
-            pass
-        stack = list(reversed(split(start, end)))
+        except WindowOverflowError as exc:
+            for future in passes:
+                future.cancel()
+            stack = list(reversed(self._pieces(start, end, exc.seen)))
         while stack:
             a, b = stack.pop()
             try:
-                yield Window(a, b, self._fetch(a, b, None if b - a <= 1 else self.target * 4))
-            except WindowOverflowError:
-                stack.extend(reversed(split(a, b)))
+                yield Window(a, b, self._fetch(a, b, None if b - a <= 1 else limit))
+            except WindowOverflowError as exc:
+                stack.extend(reversed(self._pieces(a, b, exc.seen)))
+
+    def _pieces(self, start: int, end: int, seen: int) -> Sequence[tuple[int, int]]:
+        # `seen` counts one pass; counting it once per pass errs towards smaller pieces.
+        return split(start, end, math.ceil(seen * len(self.client.passes) / self.target))
+
+    def _deliver_next(
+        self,
+        fetch: tuple[int, int, Passes],
+        limit: int,
+        planner: WindowPlanner,
+        report: CycleReport,
+    ) -> None:
+        # A method of its own so the fetched passes are dropped as soon as they are delivered.
+        for window in self._resolve(*fetch, limit):
+            self._deliver(window, planner, report)
+            if not any(w.active for w in self.workers):
+                return  # nobody is listening: fetching the rest of a split window is waste
 
     def _deliver(self, window: Window, planner: WindowPlanner, report: CycleReport) -> None:
         planner.observe(window.start, window.end, len(window.events))
@@ -131,23 +216,31 @@ class Pipeline:
         return report
 
     def _walk(self, start: int, end: int, report: CycleReport) -> None:
-        planner = WindowPlanner(start, end, target=self.target, length=INITIAL_WINDOW)
+        lanes = self.settings.concurrency
+        planner = WindowPlanner(
+            start,
+            end,
+            target=self.target,
+            length=INITIAL_WINDOW,
+            lanes=lanes,
+            min_events=4 * self.settings.page_size,
+        )
         limit = self.target * 4
-        with ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="fetch") as pool:
-            pending: deque[tuple[int, int, Future[list[AuditEvent]]]] = deque()
+        threads = lanes * len(self.client.passes)
+        with ThreadPoolExecutor(threads, thread_name_prefix="fetch") as pool:
+            pending: deque[tuple[int, int, Passes]] = deque()
             try:
                 while (pending or not planner.done) and not self.stop.is_set():
-                    while len(pending) < self.settings.concurrency and not planner.done:
+                    while len(pending) < self._lookahead(planner) and not planner.done:
                         a, b = planner.next_window()
-                        pending.append((a, b, pool.submit(self._fetch, a, b, limit)))
-                    a, b, future = pending.popleft()
-                    for window in self._resolve(a, b, future):
-                        self._deliver(window, planner, report)
+                        pending.append((a, b, self._submit(pool, a, b, limit)))
+                    self._deliver_next(pending.popleft(), limit, planner, report)
                     if not any(w.active for w in self.workers):
                         break
             finally:
-                for *_, future in pending:
-                    future.cancel()
+                for *_, passes in pending:
+                    for future in passes:
+                        future.cancel()
         report.interrupted = self.stop.is_set()
 
 

@@ -1,14 +1,18 @@
 """The audit-log API client: one page with retries, one closed time window completely.
 
 Correctness never depends on the API's sort order: a window `[start, end)` is paged with
-`after=<last_id>` until `has_more` is false, de-duplicated by id, and sorted by the caller.
+`after=<last_id>` until `has_more` is false, de-duplicated by id, and sorted (`assemble`).
+A window is read in two passes (ordinary and `tenant_only`), which a caller may run at once.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from operator import attrgetter
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import structlog
@@ -26,6 +30,7 @@ from shipper.metrics import Metrics
 from shipper.model import AuditEvent
 from shipper.retry import RetryPolicy, parse_retry_after, retrying
 from shipper.secrets import redact
+from shipper.source_http import Getter, HttpxGetter, TransportFailure
 from shipper.source_parse import Page, error_message, parse_page
 
 log = structlog.get_logger("shipper.source")
@@ -35,10 +40,31 @@ PATH = "/organization/audit_logs"
 MAX_PAGES_PER_WINDOW = 100_000
 
 Params = list[tuple[str, str]]
+Found = dict[str, AuditEvent]  # one pass's events by id
+
+_SORT_KEY = attrgetter("effective_at", "id")
 
 
 class WindowOverflowError(Exception):
-    """A window holds more events than the caller allowed; split it and try again."""
+    """A window holds more events than the caller allowed; split it and try again.
+
+    `seen` is how many events one pass had read when it gave up: the window holds at least
+    that many, so the caller can cut it into enough pieces at once instead of halving blindly.
+    """
+
+    def __init__(self, message: str, seen: int = 0) -> None:
+        super().__init__(message)
+        self.seen = seen
+
+
+def assemble(passes: Iterable[Found], limit: int | None = None) -> list[AuditEvent]:
+    """A window's events from its passes: one per id, oldest first by (effective_at, id)."""
+    found: Found = {}
+    for events in passes:
+        found.update(events)
+    if limit is not None and len(found) > limit:
+        raise WindowOverflowError(f"more than {limit} events in one window", len(found))
+    return sorted(found.values(), key=_SORT_KEY)
 
 
 def _refusal(status: int, api_message: str | None, settings: SourceSettings) -> str:
@@ -75,19 +101,32 @@ class AuditLogClient:
         self._policy = RetryPolicy(
             max_attempts=settings.retry_max_attempts, max_time=settings.retry_max_time
         )
-        self._http = httpx.Client(
-            base_url=settings.base_url.rstrip("/"),
-            headers={
-                "authorization": f"Bearer {api_key.get_secret_value()}",
-                "user-agent": "shipper/0.1",
-            },
-            timeout=httpx.Timeout(settings.request_timeout),
-            follow_redirects=False,
-            transport=transport,
-            limits=httpx.Limits(max_connections=settings.concurrency + 2),
+        headers = {
+            "authorization": f"Bearer {api_key.get_secret_value()}",
+            "user-agent": "shipper/0.1",
+        }
+        base_url, timeout = settings.base_url.rstrip("/"), settings.request_timeout
+        observe = (
+            metrics.request_seconds.labels(settings.name).observe if metrics is not None else None
         )
+        self._http: Getter = HttpxGetter(
+            base_url,
+            headers,
+            timeout,
+            connections=2 * settings.concurrency + 2,  # two passes per window in flight
+            transport=transport,
+            observe=observe,
+        )
+        # A Retry-After holds back every fetch thread, not only the one that was told.
+        self._pause_lock = threading.Lock()
+        self._paused_until = 0.0
         self.requests = 0
         self.retries = 0
+
+    @property
+    def passes(self) -> tuple[bool, ...]:
+        """The `tenant_only` values of the passes that make a window complete."""
+        return (False, True) if self.settings.include_tenant_events else (False,)
 
     def close(self) -> None:
         self._http.close()
@@ -106,33 +145,45 @@ class AuditLogClient:
         return params
 
     def _attempt(self, params: Params) -> Page:
+        self._hold_back()
         self.requests += 1
         try:
-            response = self._http.get(PATH, params=tuple(params))
-        except httpx.TransportError as exc:
-            raise RetryableResponseError(
-                f"{type(exc).__name__}: {redact(str(exc)) or 'no detail'}"
-            ) from None
+            response = self._http.get(f"{PATH}?{urlencode(params)}")
+        except TransportFailure as exc:
+            raise RetryableResponseError(redact(str(exc)) or "no detail", cause=exc.cause) from None
         request_id = response.headers.get("x-request-id")
-        status = response.status_code
+        status = response.status
         if status in RETRYABLE_STATUSES:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            self._pause(retry_after)
             raise RetryableResponseError(
                 f"HTTP {status}" + (f" (x-request-id {request_id})" if request_id else ""),
-                retry_after=parse_retry_after(response.headers.get("retry-after")),
+                retry_after=retry_after,
                 cause=f"http_{status}",
             )
         if status != 200:
             raise SourceRefusedError(
-                _refusal(status, error_message(response.content), self.settings),
+                _refusal(status, error_message(response.body), self.settings),
                 status=status,
                 request_id=request_id,
             )
         try:
-            return parse_page(response.content)
+            return parse_page(response.body)
         except RetryableResponseError as exc:
             raise RetryableResponseError(
                 f"{exc}" + (f" (x-request-id {request_id})" if request_id else "")
             ) from None
+
+    def _pause(self, seconds: float | None) -> None:
+        if seconds:
+            with self._pause_lock:
+                self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    def _hold_back(self) -> None:
+        """Wait out a Retry-After another thread was given (once: `sleep` may be a test's fake)."""
+        wait = self._paused_until - time.monotonic()
+        if wait > 0:
+            self._sleep(wait)
 
     def _note_retry(self, state: RetryCallState) -> None:
         self.retries += 1
@@ -160,9 +211,19 @@ class AuditLogClient:
             ) from None
 
     def fetch_pass(
-        self, start: int, end: int, *, tenant_only: bool, limit: int | None = None
-    ) -> dict[str, dict[str, Any]]:
-        """Every event with start <= effective_at < end in one pass, by id."""
+        self,
+        start: int,
+        end: int,
+        *,
+        tenant_only: bool,
+        limit: int | None = None,
+        organization: str | None = None,
+    ) -> Found:
+        """Every event with start <= effective_at < end in one pass, by id.
+
+        Events are kept as their JSON bytes page by page, so a pass holds one page of decoded
+        dicts at a time.
+        """
         base: Params = [
             ("effective_at[gte]", str(start)),
             ("effective_at[lt]", str(end)),
@@ -171,15 +232,16 @@ class AuditLogClient:
         ]
         if tenant_only:
             base.append(("tenant_only", "true"))
-        found: dict[str, dict[str, Any]] = {}
+        found: Found = {}
         after: str | None = None
         used_cursors: set[str] = set()
         for _ in range(MAX_PAGES_PER_WINDOW):
             page = self.page(base + ([("after", after)] if after else []))
-            for obj in page.data:
-                found[obj["id"]] = obj
+            _collect(page, organization, found)
             if limit is not None and len(found) > limit:
-                raise WindowOverflowError(f"more than {limit} events in [{start}, {end})")
+                raise WindowOverflowError(
+                    f"more than {limit} events in [{start}, {end})", len(found)
+                )
             if not page.has_more:
                 return found
             if page.last_id in used_cursors:
@@ -195,16 +257,22 @@ class AuditLogClient:
     def fetch_window(
         self, start: int, end: int, *, organization: str | None = None, limit: int | None = None
     ) -> list[AuditEvent]:
-        """All events of `[start, end)` from both passes, sorted oldest first by (effective_at, id)."""
-        found = self.fetch_pass(start, end, tenant_only=False, limit=limit)
-        if self.settings.include_tenant_events:
+        """All events of `[start, end)` from every pass in turn, sorted oldest first by (effective_at, id)."""
+        found: Found = {}
+        for tenant_only in self.passes:
             remaining = None if limit is None else max(limit - len(found), 0)
-            found.update(self.fetch_pass(start, end, tenant_only=True, limit=remaining))
-        events = []
-        for obj in found.values():
-            try:
-                events.append(AuditEvent.from_api(obj, organization))
-            except ValueError as exc:
-                raise SourceUnavailableError(f"the API returned an unusable event: {exc}") from None
-        events.sort(key=lambda e: (e.effective_at, e.id))
-        return events
+            found.update(
+                self.fetch_pass(
+                    start, end, tenant_only=tenant_only, limit=remaining, organization=organization
+                )
+            )
+        return assemble([found], limit)
+
+
+def _collect(page: Page, organization: str | None, found: Found) -> None:
+    for obj in page.data:
+        try:
+            event = AuditEvent.from_api(obj, organization, compact=True)
+        except ValueError as exc:
+            raise SourceUnavailableError(f"the API returned an unusable event: {exc}") from None
+        found[event.id] = event

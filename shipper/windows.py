@@ -9,6 +9,7 @@ repeating the ones already delivered.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -29,7 +30,13 @@ class Cursor:
         return event.id not in self.seen
 
     def pending(self, events: Iterable[AuditEvent], lookback: int) -> list[AuditEvent]:
-        return [e for e in events if self.needs(e, lookback)]
+        """The events of `events` this sink still needs (`needs`, inlined: it runs per event)."""
+        high_water, floor, seen = self.high_water, self.high_water - lookback, self.seen
+        return [
+            e
+            for e in events
+            if e.effective_at >= high_water or (e.effective_at >= floor and e.id not in seen)
+        ]
 
     def advance(self, delivered: Iterable[AuditEvent], window_end: int, lookback: int) -> Cursor:
         """The cursor after the whole window ending at `window_end` reached the sink."""
@@ -47,6 +54,14 @@ class WindowPlanner:
     The goal is about `target` events per window: enough to amortise requests, few enough that a
     window's events fit comfortably in memory. Sparse history grows windows fast (a backfill of a
     quiet month takes a handful of requests); a burst shrinks them.
+
+    With `lanes` windows fetched at once, the end of the span is cut finer (guided
+    self-scheduling: no window takes more than 1/lanes of what remains), so the last windows run
+    side by side instead of one long window paging alone; never below about `min_events` events,
+    where a window is too small to be worth its requests. Until a window has held an event,
+    windows go one at a time (`lookahead`): lengths grown over empty history must not be
+    repeated `lanes` times into the first dense stretch, `lanes` windows of up to four times
+    the target each.
     """
 
     start: int
@@ -55,7 +70,11 @@ class WindowPlanner:
     length: int = 3600
     min_length: int = 1
     max_length: int = 30 * 86400
+    lanes: int = 1
+    min_events: int = 400
     _next: int = field(init=False)
+    _density: float = field(init=False, default=0.0)  # events per second last seen; 0: unknown
+    _found_any: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self._next = self.start
@@ -64,11 +83,23 @@ class WindowPlanner:
     def done(self) -> bool:
         return self._next >= self.end
 
+    @property
+    def lookahead(self) -> int:
+        """How many windows may be fetched at once now."""
+        return self.lanes if self._found_any else 1
+
     def next_window(self) -> tuple[int, int]:
         start = self._next
-        stop = min(start + self.length, self.end)
+        stop = min(start + min(self.length, self._share(start)), self.end)
         self._next = stop
         return (start, stop)
+
+    def _share(self, start: int) -> int:
+        if self.lanes <= 1 or self._density <= 0:
+            return self.length
+        remaining = self.end - start
+        worth_it = int(self.min_events / self._density)
+        return max(-(-remaining // self.lanes), worth_it, self.min_length)
 
     def observe(self, start: int, stop: int, count: int) -> None:
         """Adjust the length from a finished window's density (growth at most 8x at a time)."""
@@ -76,11 +107,18 @@ class WindowPlanner:
         proposed = span * 8 if count == 0 else int(span * self.target / count)
         proposed = max(min(proposed, span * 8), self.min_length)
         self.length = min(proposed, self.max_length)
+        self._density = count / span
+        self._found_any = self._found_any or count > 0
 
 
-def split(start: int, stop: int) -> Sequence[tuple[int, int]]:
-    """Halves of a window too full to hold; a one-second window cannot be split."""
-    if stop - start <= 1:
+def split(start: int, stop: int, pieces: int = 2) -> Sequence[tuple[int, int]]:
+    """A window too full to hold, cut into `pieces` (at least two) of equal length, in order.
+
+    A one-second window cannot be split.
+    """
+    span = stop - start
+    if span <= 1:
         return [(start, stop)]
-    middle = start + (stop - start) // 2
-    return [(start, middle), (middle, stop)]
+    pieces = min(max(pieces, 2), span)
+    cuts = [start + span * i // pieces for i in range(pieces + 1)]
+    return list(itertools.pairwise(cuts))

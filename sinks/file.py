@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,12 +20,16 @@ from pydantic import Field
 from shipper.errors import SinkRetryableError
 from shipper.fsutil import open_append, write_all
 from shipper.model import AuditEvent
-from shipper.render import renderer
+from shipper.render import JSON_FORMATS, Renderer, renderer
+from shipper.render.basic import raw_json
 from shipper.sink import Rejection, SinkContext, SinkSettings
 
 log = structlog.get_logger("shipper.sinks.file")
 
 MAX_OPEN_FILES = 8
+# strftime directives that change within a day; a template without them names one file per day.
+_INTRADAY = re.compile(r"%[-_0^#]?[HIklpPMSsTRrXcf]")
+_MAX_CACHED_PATHS = 4096
 
 
 class FileSettings(SinkSettings):
@@ -60,16 +65,26 @@ class FileSink:
         self.name = settings.name
         self.settings = settings
         self._templated = "%" in settings.path
-        self._render = renderer(settings.format)
+        self._fixed_path = Path(settings.path)
+        # Paths are cached per day (or per second when the template names hours or minutes):
+        # formatting a date and building a Path for every event would cost more than writing it.
+        self._path_step = 1 if _INTRADAY.search(settings.path) else 86400
+        self._paths: dict[int, Path] = {}
+        self._render = _line_renderer(settings.format)
         self._fds: dict[Path, int] = {}
         self._dirty: set[Path] = set()
 
     def _path_for(self, event: AuditEvent) -> Path:
         if not self._templated:
-            return Path(self.settings.path)
-        return Path(
-            dt.datetime.fromtimestamp(event.effective_at, dt.UTC).strftime(self.settings.path)
-        )
+            return self._fixed_path
+        slot = event.effective_at // self._path_step
+        path = self._paths.get(slot)
+        if path is None:
+            if len(self._paths) >= _MAX_CACHED_PATHS:
+                self._paths.clear()
+            when = dt.datetime.fromtimestamp(slot * self._path_step, dt.UTC)
+            path = self._paths[slot] = Path(when.strftime(self.settings.path))
+        return path
 
     def _fd(self, path: Path) -> int:
         fd = self._fds.get(path)
@@ -90,12 +105,18 @@ class FileSink:
 
     def open(self) -> None:
         if not self._templated:
-            self._fd(Path(self.settings.path))
+            self._fd(self._fixed_path)
 
     def send(self, batch: Sequence[AuditEvent]) -> Sequence[Rejection]:
+        render = self._render
+        if not self._templated:
+            lines = [render(event) for event in batch]
+            if lines:
+                self._append(self._fixed_path, b"\n".join(lines) + b"\n")
+            return ()
         by_path: dict[Path, list[bytes]] = defaultdict(list)
         for event in batch:
-            by_path[self._path_for(event)].append(self._render(event).replace(b"\n", b"\\n"))
+            by_path[self._path_for(event)].append(render(event))
         for path, lines in by_path.items():
             self._append(path, b"\n".join(lines) + b"\n")
         return ()
@@ -133,6 +154,16 @@ class FileSink:
         if not os.access(directory, os.W_OK):
             raise SinkRetryableError(self.name, f"directory {directory} is not writable")
         return f"writable: {directory}"
+
+
+def _line_renderer(fmt: str) -> Renderer:
+    """One line per event: JSON (which orjson never breaks across lines) or escaped text."""
+    if fmt == "raw":
+        return raw_json  # the API object's bytes as held: nothing to decode or re-encode
+    render = renderer(fmt)
+    if fmt in JSON_FORMATS:
+        return render
+    return lambda event: render(event).replace(b"\n", b"\\n")
 
 
 class FilePlugin:

@@ -17,6 +17,7 @@ Nothing an event contains can forge a second message or corrupt a header:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -50,6 +51,7 @@ _NOT_HEADER_CHAR = re.compile(r"[^!-~]")
 _NOT_TAG_CHAR = re.compile(r"[^A-Za-z0-9_.-]")
 _SD_SPECIAL = re.compile(r'["\\\]]')
 _SD_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_SD_ANY = re.compile(r'["\\\]\x00-\x1f\x7f-\x9f\ud800-\udfff]')
 _BREAKING_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _BYTE_ESCAPES = {b"\n": b"\\n", b"\r": b"\\r"}
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -72,6 +74,7 @@ def severity_of(event: AuditEvent) -> int:
     return SEVERITY_WARNING if outcome_of(event.type) == "failure" else SEVERITY_NOTICE
 
 
+@functools.lru_cache(maxsize=512)  # MSGID is the event type: a few hundred values, every event
 def header_field(value: str, max_length: int) -> str:
     """Printable US-ASCII without spaces (others become `_`), cut to `max_length`; `-` if empty."""
     return _NOT_HEADER_CHAR.sub("_", value)[:max_length] or NILVALUE
@@ -84,6 +87,8 @@ def tag_field(value: str) -> str:
 
 def sd_param_value(value: str) -> str:
     """A PARAM-VALUE: `"`, `\\` and `]` escaped, control characters written as `\\uXXXX`."""
+    if not _SD_ANY.search(value):  # ids and types: nothing to escape, skip both substitutions
+        return value
     safe = _SD_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
     return _SD_SPECIAL.sub(lambda m: "\\" + m.group(), safe)
 

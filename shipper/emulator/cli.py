@@ -29,6 +29,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--order", choices=("desc", "asc"), default="desc", help="listing order")
     parser.add_argument("--seed", type=int, default=0, help="seed for events and faults")
     parser.add_argument(
+        "--page-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="latency added to every list response (benchmarks; requests still overlap)",
+    )
+    parser.add_argument(
         "--api-key-env",
         default="OPENAI_ADMIN_KEY",
         metavar="NAME",
@@ -49,30 +56,32 @@ def main(argv: list[str] | None = None) -> int:
     """Serve in the foreground; returns 0 after SIGTERM or SIGINT."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.events < 0 or args.days <= 0:
-        parser.error("--events must be >= 0 and --days > 0")
+    if args.events < 0 or args.days <= 0 or args.page_delay < 0:
+        parser.error("--events must be >= 0, --days > 0 and --page-delay >= 0")
     api_key = os.environ.get(args.api_key_env)
     if not api_key:
         api_key = DEMO_KEY
         print(f"{args.api_key_env} is not set: accepting the demo key {DEMO_KEY}", flush=True)
     now = int(time.time())
     span = max(1, int(args.days * 86_400))
-    events = generate_events(args.events, start=now - span, end=now, seed=args.seed)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    # The generated dicts are dropped once stored (the store keeps JSON bytes): a million of
+    # them would otherwise hold gigabytes for as long as the emulator serves.
     emulator = Emulator(
         api_key=api_key,
-        events=events,
+        events=generate_events(args.events, start=now - span, end=now, seed=args.seed),
         order=args.order,
         host=args.host,
         port=args.port,
+        page_delay=args.page_delay,
         seed=args.seed,
     ).start()
     try:
         if args.port_file is not None:
             _write_port(args.port_file, emulator.port)
-        print(f"emulator serving {len(events)} events at {emulator.base_url}", flush=True)
+        print(f"emulator serving {args.events} events at {emulator.base_url}", flush=True)
         stop.wait()
     finally:
         emulator.stop()

@@ -49,6 +49,7 @@ from shipper.emulator.faults import (
     missing_key,
     missing_scope,
 )
+from shipper.model import compact_json
 
 LIST_PATH = "/v1/organization/audit_logs"
 Order = Literal["desc", "asc"]
@@ -194,7 +195,7 @@ def _row(event: Event) -> _Row:
         raise ValueError(f"an event needs a string id and type: {event_id!r}")
     if not isinstance(when, int) or isinstance(when, bool):
         raise ValueError(f"event {event_id}: effective_at must be an integer, got {when!r}")
-    return when, event_id, orjson.dumps(event), None
+    return when, event_id, compact_json(event), None
 
 
 class _Partition:

@@ -54,7 +54,7 @@ def renderer(fmt: str) -> Renderer:
         text = _load(_TEXT_RENDERERS[fmt])
         return lambda event: str(text(event)).encode("utf-8")
     if fmt == "raw":
-        # The API object as received: byte-for-byte in meaning, serialized once.
-        return lambda event: orjson.dumps(event.raw)
+        # The API object as received, in the compact bytes the source already holds.
+        return lambda event: event.json
     render_doc = document_renderer(fmt)
     return lambda event: orjson.dumps(render_doc(event))

@@ -1,0 +1,252 @@
+"""The shipper against a plain sequential poller (bench/baseline.py), in one run, on loopback.
+
+    .venv/bin/python bench/perf.py            # the full run (about six minutes on two cores)
+    .venv/bin/python bench/perf.py --quick    # small sizes, one round: checks that it all works
+
+Scenarios 1-3 serve generated events from an emulator in its own process; each round runs the
+baseline, then the shipper (`shipper run --once`, a raw file sink), each a fresh child process
+from an empty state, and checks that both wrote every event. The table shows medians over the
+rounds: wall time, CPU time (user + system), CPU per event (all of it, and past start-up: a run
+with nothing to fetch is measured too and subtracted) and peak RSS. Scenario 4 (sinks) is in
+bench/perf_sinks.py. Printed as a markdown table; the last line names the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.perf_procs import PYTHON, ROOT, Measured, emulator, machine, measure
+from shipper import logs
+
+DAY = 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One shipper configuration: a row of the table ([source] keys on top of the defaults)."""
+
+    label: str
+    source: str = ""
+
+
+DEFAULTS = Variant("shipper (defaults: concurrency 4)")
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    events: int
+    days: float
+    page_delay: float = 0.0
+    variants: tuple[Variant, ...] = (DEFAULTS,)
+
+
+@dataclass
+class Row:
+    tool: str
+    events: int
+    runs: list[Measured] = field(default_factory=list)
+    startup: list[Measured] = field(default_factory=list)
+    written: list[int] = field(default_factory=list)  # events in the output, per run
+
+    def median(
+        self, value: Callable[[Measured], float], runs: list[Measured] | None = None
+    ) -> float:
+        return statistics.median(value(m) for m in (self.runs if runs is None else runs))
+
+    @property
+    def cpu_us(self) -> float:
+        return self.median(lambda m: m.cpu) / self.events * 1e6
+
+    @property
+    def marginal_us(self) -> float:
+        """CPU per event past start-up: (median CPU - median CPU of a run with nothing to do) / events."""
+        startup = self.median(lambda m: m.cpu, self.startup) if self.startup else 0.0
+        return (self.median(lambda m: m.cpu) - startup) / self.events * 1e6
+
+
+def concurrency(n: int) -> Variant:
+    return Variant(f"shipper (concurrency {n})", f"concurrency = {n}\n")
+
+
+def full_scenarios() -> list[Scenario]:
+    return [
+        Scenario(
+            "1. backfill 200,000 events over 30 days, no added latency",
+            200_000,
+            30,
+            variants=(DEFAULTS, concurrency(1)),
+        ),
+        Scenario(
+            "2. backfill 10,000 events over 30 days, 50 ms a page",
+            10_000,
+            30,
+            0.05,
+            variants=(DEFAULTS, concurrency(8), concurrency(16)),
+        ),
+        Scenario(
+            "3. backfill 1,000,000 events over 30 days",
+            1_000_000,
+            30,
+            variants=(
+                DEFAULTS,
+                Variant("shipper (window_max_events 2500)", "window_max_events = 2500\n"),
+            ),
+        ),
+    ]
+
+
+def quick_scenarios() -> list[Scenario]:
+    return [
+        Scenario("1. backfill 2,000 events, no added latency", 2_000, 2),
+        Scenario("2. backfill 300 events over 2 days, 50 ms a page", 300, 2, 0.05),
+    ]
+
+
+def shipper_config(workdir: Path, base_url: str, start: int, variant: Variant) -> Path:
+    """A first run (empty state) from `start`, into one raw JSON-lines file."""
+    when = dt.datetime.fromtimestamp(start, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    config = workdir / "shipper.toml"
+    config.write_text(
+        f'[source]\nbase_url = "{base_url}"\napi_key_env = "OPENAI_ADMIN_KEY"\n'
+        f'start_at = "{when}"\n{variant.source}'
+        f'[state]\ndir = "{workdir}/state"\n[log]\nformat = "json"\nlevel = "warning"\n'
+        f'[[sinks]]\ntype = "file"\nname = "archive"\npath = "{workdir}/out.jsonl"\nformat = "raw"\n'
+    )
+    return config
+
+
+def lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+
+
+def run_shipper(
+    tmp: Path, base_url: str, start: int, variant: Variant, expect: int
+) -> tuple[Measured, int]:
+    """One measured `shipper run --once` from an empty state; `RuntimeError` unless it wrote `expect`."""
+    workdir = Path(tempfile.mkdtemp(dir=tmp, prefix="shipper-"))
+    config = shipper_config(workdir, base_url, start, variant)
+    result = measure([PYTHON, "-m", "shipper.cli", "run", "--once", "--config", str(config)])
+    out = workdir / "out.jsonl"
+    return result, _check("the shipper", lines(out) if out.exists() else 0, expect)
+
+
+def run_baseline(
+    tmp: Path, base_url: str, start: int, end: int, expect: int
+) -> tuple[Measured, int]:
+    """One measured baseline run; `RuntimeError` unless it wrote `expect` events."""
+    out = Path(tempfile.mkstemp(dir=tmp, prefix="baseline-", suffix=".jsonl")[1])
+    argv = [PYTHON, str(ROOT / "bench" / "baseline.py"), "--base-url", base_url]
+    result = measure([*argv, "--start", str(start), "--end", str(end), "--out", str(out)])
+    written = lines(out)
+    out.unlink()
+    return result, _check("the baseline", written, expect)
+
+
+def _check(who: str, written: int, expect: int) -> int:
+    if written != expect:
+        raise RuntimeError(f"{who} wrote {written} events, expected {expect}")
+    return written
+
+
+def run_scenario(scenario: Scenario, rounds: int, tmp: Path) -> list[Row]:
+    """Alternate baseline and shipper runs (and their start-up runs) against one emulator."""
+    baseline = Row("baseline (stdlib, sequential)", scenario.events)
+    shippers = {v: Row(v.label, scenario.events) for v in scenario.variants}
+    with emulator(
+        tmp, events=scenario.events, days=scenario.days, page_delay=scenario.page_delay
+    ) as url:
+        start = int(time.time() - scenario.days * DAY) - 3600
+        for _ in range(rounds):
+            end = int(time.time()) + 1
+            _record(baseline, run_baseline(tmp, url, start, end, scenario.events))
+            baseline.startup.append(run_baseline(tmp, url, end, end, 0)[0])
+            for variant, row in shippers.items():
+                _record(row, run_shipper(tmp, url, start, variant, scenario.events))
+                row.startup.append(run_shipper(tmp, url, end + DAY, variant, 0)[0])
+    return [baseline, *shippers.values()]
+
+
+def _record(row: Row, run: tuple[Measured, int]) -> None:
+    row.runs.append(run[0])
+    row.written.append(run[1])
+
+
+def table(scenario: Scenario, rows: list[Row]) -> str:
+    head = (
+        f"**{scenario.name}**\n\n| program | wall s | CPU s | CPU µs/event | µs/event past start-up "
+        "| peak RSS MiB |\n|---|---:|---:|---:|---:|---:|"
+    )
+    body = [
+        f"| {r.tool} | {r.median(lambda m: m.wall):.2f} | {r.median(lambda m: m.cpu):.2f} "
+        f"| {r.cpu_us:.1f} | {r.marginal_us:.1f} | {r.median(lambda m: m.rss_mib):.0f} |"
+        for r in rows
+    ]
+    return "\n".join([head, *body])
+
+
+def ratios(scenario: Scenario, rows: list[Row]) -> list[str]:
+    """The closing note's numbers: how the shipper compares with the baseline in this scenario."""
+    base, *ships = rows
+    notes = []
+    for ship in ships:
+        wall = base.median(lambda m: m.wall) / ship.median(lambda m: m.wall)
+        notes.append(
+            f"{scenario.name.split('.')[0]}. {ship.tool}: {wall:.1f}x faster (wall), "
+            f"{base.cpu_us / ship.cpu_us:.1f}x less CPU per event "
+            f"({base.marginal_us / ship.marginal_us:.1f}x past start-up), "
+            f"peak RSS {ship.median(lambda m: m.rss_mib):.0f} MiB"
+        )
+    return notes
+
+
+def help_startup(times: int = 5) -> str:
+    """How long `shipper --help` takes: it must stay lazy (no pydantic, httpx, structlog)."""
+    runs = [measure([PYTHON, "-m", "shipper.cli", "--help"]) for _ in range(times)]
+    wall = statistics.median(m.wall for m in runs) * 1000
+    cpu = statistics.median(m.cpu for m in runs) * 1000
+    return f"`shipper --help` starts in {wall:.0f} ms wall, {cpu:.0f} ms CPU (median of {times})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="shipper vs a sequential stdlib poller")
+    parser.add_argument("--quick", action="store_true", help="small sizes, one round")
+    parser.add_argument("--rounds", type=int, help="rounds per scenario (default 3; quick 1)")
+    parser.add_argument("--scenarios", default="1234", help="which scenarios, e.g. 12 or 4")
+    parser.add_argument("--no-sinks", action="store_true", help="skip scenario 4")
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (1 if args.quick else 3)
+    logs.configure("warning", "json")  # scenario 4 runs sinks in this process
+    scenarios = quick_scenarios() if args.quick else full_scenarios()
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="shipper-bench-") as tmp:
+        for scenario in scenarios:
+            if scenario.name[0] not in args.scenarios:
+                continue
+            rows = run_scenario(scenario, rounds, Path(tmp))
+            print(table(scenario, rows) + "\n", flush=True)
+            notes += ratios(scenario, rows)
+    if "4" in args.scenarios and not args.no_sinks:
+        from bench.perf_sinks import run_sinks
+
+        notes += run_sinks(quick=args.quick)
+    notes.append(help_startup())
+    print("\n".join(f"- {note}" for note in notes))
+    print(f"\nMachine: {machine()}. Medians of {rounds} round(s).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Processes for the benchmark: the emulator in its own process, measured runs, the machine line.
+
+Every measured program runs as a child process and is measured alone: wall time around it,
+CPU time (user + system) and peak RSS from `os.wait4`'s resource usage of that very child.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+KEY = "sk-admin-bench-0123456789"
+ENV = {**os.environ, "OPENAI_ADMIN_KEY": KEY, "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    wall: float  # seconds
+    cpu: float  # user + system seconds
+    rss_mib: float  # peak resident set size
+    output: str  # stdout
+
+    def per_event_us(self, events: int) -> float:
+        return self.cpu / max(events, 1) * 1e6
+
+
+def measure(argv: list[str], *, timeout: float = 900.0) -> Measured:
+    """Run `argv` to completion; `RuntimeError` with its stderr if it fails."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        began = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=ROOT, env=ENV, stdout=out, stderr=err)
+        usage = _reap(proc, timeout)
+        wall = time.perf_counter() - began
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(argv[:6])} exited {proc.returncode}:\n{err.read()[-3000:]}"
+            )
+        return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out.read())
+
+
+def _reap(proc: subprocess.Popen[bytes], timeout: float) -> resource.struct_rusage:
+    """Wait for the child with `os.wait4`, which reports that child's own CPU time and peak RSS."""
+    watchdog = threading.Timer(timeout, proc.kill)
+    watchdog.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        watchdog.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage
+
+
+@contextlib.contextmanager
+def emulator(
+    workdir: Path, *, events: int, days: float, seed: int = 1, page_delay: float = 0.0
+) -> Iterator[str]:
+    """An emulator process serving `events` generated events ending now; yields its base URL."""
+    port_file = workdir / f"emulator-{events}-{page_delay}.port"
+    port_file.unlink(missing_ok=True)
+    argv = [PYTHON, "-m", "shipper.cli", "emulate", "--port", "0", "--port-file", str(port_file)]
+    argv += ["--events", str(events), "--days", str(days), "--seed", str(seed)]
+    argv += ["--page-delay", str(page_delay)]
+    proc = subprocess.Popen(argv, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not port_file.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the emulator did not start (exit {proc.returncode})")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port_file.read_text().strip()}/v1"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def machine() -> str:
+    """CPU model, cores, memory, OS and Python: the line printed under every table."""
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory = ""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kib / 1024 / 1024:.0f} GiB RAM"
+    return (
+        f"{model}, {os.cpu_count()} cores{memory}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )

@@ -1,0 +1,230 @@
+"""The performance work on the hot path keeps its promises: planning, overflow, 429s, connections, memory."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from pydantic import SecretStr
+
+from shipper import app
+from shipper.config import SourceSettings, load_config
+from shipper.emulator import Emulator, Fault, generate_events, is_tenant_scoped
+from shipper.model import AuditEvent
+from shipper.pipeline import FetchLoad
+from shipper.sink import SinkContext
+from shipper.source import AuditLogClient, WindowOverflowError
+from shipper.windows import WindowPlanner, split
+from sinks.file import FileSettings, FileSink
+from tests.conftest import KEY, T0, config_text, write_config
+
+# -- planning -------------------------------------------------------------------------------
+
+
+def planned(planner: WindowPlanner) -> list[tuple[int, int]]:
+    windows = []
+    while not planner.done:
+        windows.append(planner.next_window())
+    return windows
+
+
+def test_the_tail_of_a_span_is_spread_over_the_lanes() -> None:
+    """With a known density, no window takes more than 1/lanes of what remains, so the end runs side by side."""
+    planner = WindowPlanner(0, 100_000, target=1_000_000, length=100, lanes=4, min_events=10)
+    planner.observe(0, 20_000, 20_000)  # one event a second: the target alone would allow 160,000 s
+    windows = planned(planner)
+    assert windows[0] == (0, 25_000)
+    assert len(windows) > 4 and windows[-1][1] == 100_000
+    assert all(b > a for a, b in windows) and windows == sorted(windows)
+
+
+def test_spreading_never_cuts_below_a_window_worth_its_requests() -> None:
+    """Windows are not cut below about `min_events` events, however many lanes there are."""
+    planner = WindowPlanner(0, 10_000, target=1_000_000, length=100, lanes=32, min_events=400)
+    planner.observe(0, 40_000, 4_000)  # 0.1 events a second: 400 events take 4000 s
+    assert [b - a for a, b in planned(planner)][:2] == [4000, 4000]
+
+
+def test_one_window_at_a_time_until_an_event_was_seen() -> None:
+    """Lengths grown over empty history are not repeated `lanes` times into the first dense stretch."""
+    planner = WindowPlanner(0, 10**6, target=100, lanes=8)
+    assert planner.lookahead == 1
+    planner.observe(0, 3600, 0)
+    assert planner.lookahead == 1
+    planner.observe(3600, 7200, 5)
+    assert planner.lookahead == 8
+
+
+def test_windows_fetched_at_once_follow_how_long_passes_wait() -> None:
+    """Passes that mostly wait on the API get every lane; passes busy on the CPU get one window."""
+    waiting, busy, fresh = FetchLoad(), FetchLoad(), FetchLoad()
+    for _ in range(20):
+        waiting.record(wall=0.5, cpu=0.01)
+        busy.record(wall=0.012, cpu=0.01)
+    assert waiting.windows_worth_fetching(passes=2, lanes=8) == 8
+    assert busy.windows_worth_fetching(passes=2, lanes=8) == 1
+    assert fresh.windows_worth_fetching(passes=2, lanes=8) == 8
+
+
+def test_split_cuts_into_equal_ordered_pieces() -> None:
+    """An overfull window is cut into the asked number of contiguous pieces (two at least)."""
+    assert split(0, 10, 5) == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10)]
+    assert split(0, 10, 0) == [(0, 5), (5, 10)]
+    assert split(0, 3, 10) == [(0, 1), (1, 2), (2, 3)]
+
+
+# -- the source -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def emu() -> Iterator[Emulator]:
+    events = generate_events(1500, start=T0 - 86_400, end=T0, seed=11)
+    with Emulator(api_key=KEY, events=events) as emulator:
+        yield emulator
+
+
+def client(emu: Emulator, sleep: Any = lambda _: None, **overrides: Any) -> AuditLogClient:
+    settings = SourceSettings(base_url=emu.base_url, retry_max_attempts=3, **overrides)
+    return AuditLogClient(settings, SecretStr(KEY), sleep=sleep)
+
+
+def test_events_are_held_as_exact_json_bytes(emu: Emulator) -> None:
+    """A fetched event holds its object's compact JSON (no spare buffer) and decodes to what the API sent."""
+    c = client(emu)
+    events = c.fetch_window(T0 - 86_400, T0)
+    c.close()
+    truth = {e["id"]: e for e in emu.events()}
+    assert [e.id for e in events] == list(truth)
+    for event in events[:50]:
+        assert event.raw == truth[event.id]
+        assert event.json == orjson.dumps(truth[event.id])
+        assert event.json is not orjson.dumps(truth[event.id])
+
+
+def test_overflow_reports_how_many_events_it_saw(emu: Emulator) -> None:
+    """An overfull window says how many events it was seen to hold, so it is cut once, finely enough."""
+    c = client(emu, include_tenant_events=False)
+    with pytest.raises(WindowOverflowError) as info:
+        c.fetch_window(T0 - 86_400, T0, limit=150)
+    c.close()
+    assert 150 < info.value.seen <= 250  # gave up on the page that went past the limit
+
+
+def test_a_retry_after_holds_back_every_fetch(emu: Emulator) -> None:
+    """A 429's Retry-After pauses the client's other requests too, not only the retried one."""
+    slept: list[float] = []
+    c = client(emu, sleep=slept.append)
+    emu.inject(Fault(kind="429", retry_after="7"))
+    c.fetch_pass(T0 - 3600, T0, tenant_only=False)
+    slept.clear()
+    c.fetch_pass(T0 - 3600, T0, tenant_only=True)  # as another thread would, within the 7 s
+    c.close()
+    assert slept and 6 < slept[0] <= 7
+
+
+def test_an_idle_connection_the_server_closed_is_replaced_silently(emu: Emulator) -> None:
+    """A keep-alive connection dropped while idle is not a failure: no retry, no warning."""
+    c = client(emu)
+    c.fetch_pass(T0 - 3600, T0, tenant_only=False)
+    emu.stop()
+    emu.start()  # same port; every connection of the old server was closed
+    c.fetch_pass(T0 - 3600, T0, tenant_only=False)
+    c.close()
+    assert c.retries == 0
+
+
+class _Proxy(http.server.BaseHTTPRequestHandler):
+    """A plain-HTTP forward proxy that records the absolute request targets it relays."""
+
+    seen: list[str] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(self.path)
+        request = urllib.request.Request(self.path, headers=dict(self.headers))
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(request, timeout=10) as answer:
+            body = answer.read()
+            self.send_response(answer.status)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_requests_go_through_the_proxy_the_environment_names(
+    emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP_PROXY / NO_PROXY are honoured as httpx honoured them."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setenv("NO_PROXY", "")
+    try:
+        c = client(emu)
+        found = c.fetch_pass(T0 - 3600, T0, tenant_only=False)
+        c.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _Proxy.seen and _Proxy.seen[0].startswith(f"{emu.base_url}/organization/audit_logs?")
+    expected = [
+        e["id"]
+        for e in emu.events()
+        if T0 - 3600 <= e["effective_at"] < T0 and not is_tenant_scoped(e["type"])
+    ]
+    assert sorted(found) == sorted(expected)
+
+
+# -- the pipeline ----------------------------------------------------------------------------
+
+
+def test_a_dense_burst_after_quiet_history_is_delivered_whole_and_in_order(
+    tmp_path: Path, admin_key: str
+) -> None:
+    """Windows grown over empty days overflow at a burst; the pieces still deliver every event once, in order."""
+    burst = generate_events(3000, start=T0 - 7200, end=T0 - 3600, seed=5)
+    with Emulator(api_key=KEY, events=burst) as emulator:
+        text = config_text(
+            emulator.base_url,
+            tmp_path,
+            start_at=T0 - 20 * 86_400,
+            extra_source="window_max_events = 200\nconcurrency = 4\n",
+        )
+        outcome = app.run(load_config(write_config(tmp_path, text)), once=True)
+        out = (tmp_path / "out" / "audit.jsonl").read_bytes().splitlines()
+        assert [orjson.loads(line)["id"] for line in out] == [e["id"] for e in emulator.events()]
+        assert 3000 // (4 * 200) <= outcome.reports[0].windows < 100
+        assert emulator.stats.list_requests < 300  # cut by what was seen, never by the thousand
+
+
+# -- the file sink --------------------------------------------------------------------------
+
+
+def test_templated_paths_follow_each_events_own_day_and_hour(tmp_path: Path) -> None:
+    """Cached per-day (or per-second) paths name the same file the event's own time would."""
+    events = [
+        AuditEvent.from_api({"id": f"e{i}", "type": "x.y", "effective_at": t}, compact=True)
+        for i, t in enumerate((86_399, 86_400, 86_400 + 3599, 86_400 + 3600))
+    ]
+    for template, expected in (
+        ("%Y-%m-%d", ["1970-01-01", "1970-01-02", "1970-01-02", "1970-01-02"]),
+        ("%Y-%m-%dT%H", ["1970-01-01T23", "1970-01-02T00", "1970-01-02T00", "1970-01-02T01"]),
+    ):
+        settings = FileSettings(type="file", name="f", path=f"{tmp_path}/{template}.jsonl")
+        sink = FileSink(settings, SinkContext(state_dir=tmp_path))
+        sink.send(events)
+        sink.flush()
+        sink.close()
+        files = {p.stem: p.read_bytes().splitlines() for p in tmp_path.glob("*.jsonl")}
+        for event, day in zip(events, expected, strict=True):
+            assert event.json in files[day]
+        for path in tmp_path.glob("*.jsonl"):
+            path.unlink()
