@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import tomllib
+from collections.abc import Iterator, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Literal
@@ -198,12 +199,31 @@ class Config(_Strict):
         return [self.source] if self.source is not None else list(self.sources)
 
 
-def sink_plugins() -> dict[str, SinkPlugin]:
-    """Installed sinks by type name, from the `shipper.sinks` entry-point group."""
-    plugins: dict[str, SinkPlugin] = {}
-    for ep in entry_points(group=SINK_ENTRY_POINT_GROUP):
-        plugins[ep.name] = ep.load()
-    return plugins
+class _SinkRegistry(Mapping[str, "SinkPlugin"]):
+    """Installed sinks by type name; a sink's module is imported only when it is looked up.
+
+    A run that configures two sinks should not pay start-up time and memory for the other three.
+    """
+
+    def __init__(self) -> None:
+        self._points = {ep.name: ep for ep in entry_points(group=SINK_ENTRY_POINT_GROUP)}
+        self._loaded: dict[str, SinkPlugin] = {}
+
+    def __getitem__(self, name: str) -> SinkPlugin:
+        if name not in self._loaded:
+            self._loaded[name] = self._points[name].load()
+        return self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._points)
+
+    def __len__(self) -> int:
+        return len(self._points)
+
+
+def sink_plugins() -> Mapping[str, SinkPlugin]:
+    """Installed sinks by type name, from the `shipper.sinks` entry-point group (loaded lazily)."""
+    return _SinkRegistry()
 
 
 def _loc(prefix: str, loc: tuple[Any, ...]) -> str:
@@ -222,12 +242,14 @@ def _raise_validation(exc: ValidationError, path: str, prefix: str = "") -> None
     raise ConfigError("; ".join(problems), path=path) from None
 
 
-def _validate_sink(raw: Any, index: int, path: str, plugins: dict[str, SinkPlugin]) -> SinkSettings:
+def _validate_sink(
+    raw: Any, index: int, path: str, plugins: Mapping[str, SinkPlugin]
+) -> SinkSettings:
     key = f"sinks[{index}]"
     if not isinstance(raw, dict):
         raise ConfigError("must be a table", path=path, key=key)
     kind = raw.get("type")
-    if kind not in plugins:
+    if not isinstance(kind, str) or kind not in plugins:
         known = ", ".join(sorted(plugins)) or "none installed"
         raise ConfigError(
             f"unknown sink type {kind!r} (known: {known})", path=path, key=f"{key}.type"
@@ -248,7 +270,7 @@ def _validate_sink(raw: Any, index: int, path: str, plugins: dict[str, SinkPlugi
 
 
 def parse_config(
-    data: dict[str, Any], path: str, plugins: dict[str, SinkPlugin] | None = None
+    data: dict[str, Any], path: str, plugins: Mapping[str, SinkPlugin] | None = None
 ) -> Config:
     """Validate a parsed TOML document; `ConfigError` names the file and key of every problem."""
     plugins = sink_plugins() if plugins is None else plugins
@@ -266,7 +288,7 @@ def parse_config(
     raise AssertionError("unreachable")
 
 
-def load_config(path: Path, plugins: dict[str, SinkPlugin] | None = None) -> Config:
+def load_config(path: Path, plugins: Mapping[str, SinkPlugin] | None = None) -> Config:
     """Read and validate a config file; every failure is a `ConfigError`, never a traceback."""
     try:
         text = path.read_text(encoding="utf-8")
