@@ -15,13 +15,10 @@ What "delivered" means here (there is no application-level acknowledgement in sy
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import functools
 import os
 import socket
 import ssl
-import termios
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
@@ -47,13 +44,30 @@ from sinks.syslog_format import (
     facility_number,
     frame,
 )
+from sinks.syslog_transport import (
+    StreamConnection,
+    closed_reason,
+    describe,
+    resolve,
+    sendto_all,
+    unacked_bytes,
+)
+
+__all__ = [
+    "SyslogPlugin",
+    "SyslogSink",
+    "SyslogSinkSettings",
+    "closed_reason",
+    "default_hostname",
+    "plugin",
+    "unacked_bytes",
+]
 
 log = structlog.get_logger("shipper.sinks.syslog")
 
 Transport = Literal["udp", "tcp", "tls"]
 UDP_MAX_PAYLOAD = 65507
 _DEFAULT_PORTS: dict[str, int] = {"udp": 514, "tcp": 514, "tls": 6514}
-_ACK_POLL = (0.001, 0.05)  # first and longest pause while waiting for TCP acknowledgements
 
 
 class SyslogSinkSettings(SinkSettings, TlsSettings):
@@ -143,33 +157,6 @@ def default_hostname() -> str:
     return name or "-"
 
 
-def unacked_bytes(sock: socket.socket) -> int | None:
-    """Bytes the peer has not acknowledged yet (Linux SIOCOUTQ); None where unsupported."""
-    try:
-        buf = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
-    except (OSError, AttributeError):
-        return None
-    return int.from_bytes(buf, "little", signed=True)
-
-
-def closed_reason(sock: socket.socket) -> str | None:
-    """Why the receiver ended the connection, or None while it is open (checked without blocking)."""
-    timeout = sock.gettimeout()
-    sock.setblocking(False)
-    try:
-        # On TLS this reads records (session tickets, alerts, close_notify); receivers send no data.
-        tls = isinstance(sock, ssl.SSLSocket)
-        data = sock.recv(1) if tls else sock.recv(1, socket.MSG_PEEK)
-    except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-        return None
-    except OSError as exc:
-        return f"the receiver ended the connection: {_describe(exc)}"
-    finally:
-        with contextlib.suppress(OSError):
-            sock.settimeout(timeout)
-    return None if data else "the receiver closed the connection"
-
-
 def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and not isinstance(exc, ssl.SSLCertVerificationError)
 
@@ -192,11 +179,15 @@ class SyslogSink:
             max_attempts=settings.retry_max_attempts, max_time=settings.retry_max_time
         )
         self._address = (settings.host, settings.effective_port)
+        self._stream = StreamConnection(
+            settings.name,
+            self._address,
+            timeout=settings.timeout,
+            server_name=settings.tls_server_name or settings.host,
+        )
         self._where = f"{settings.transport}://{settings.host}:{settings.effective_port}"
         self._render: Callable[[AuditEvent], bytes] | None = None
         self._header: Header | None = None
-        self._tls: ssl.SSLContext | None = None
-        self._sock: socket.socket | None = None
 
     # --- the Sink protocol ---------------------------------------------------------------
 
@@ -212,7 +203,7 @@ class SyslogSink:
             sd_id=s.sd_id,
         )
         if s.transport == "tls":
-            self._tls = self._tls_context()
+            self._stream.tls = self._tls_context()
 
     def send(self, batch: Sequence[AuditEvent]) -> Sequence[Rejection]:
         messages, rejections = self._encode(batch)
@@ -224,23 +215,21 @@ class SyslogSink:
         for start, end in batches(
             events, frames, max_events=s.batch_max_events, max_bytes=s.batch_max_bytes
         ):
-            self._retry("write to", functools.partial(self._write, b"".join(frames[start:end])))
+            payload = b"".join(frames[start:end])
+            self._retry("write to", functools.partial(self._stream.write, payload))
         return rejections
 
     def flush(self) -> None:
-        sock = self._sock
-        if sock is None:
-            return
-        if (problem := self._undelivered(sock)) is not None:
-            self._disconnect()
-            if self._tls is not None and self.settings.cert_file is None:
+        if (problem := self._stream.undelivered()) is not None:
+            self._stream.disconnect()
+            if self._stream.tls is not None and self.settings.cert_file is None:
                 problem += " (if it requires a client certificate, set cert_file and key_file)"
             raise SinkRetryableError(
                 self.name, f"{self._where}: {problem}; the last batches will be sent again"
             )
 
     def close(self) -> None:
-        self._disconnect()
+        self._stream.disconnect()
 
     def probe(self) -> str:
         if self._render is None:
@@ -248,15 +237,17 @@ class SyslogSink:
         once = RetryPolicy(max_attempts=1)
         if self.settings.transport == "udp":
             found: list[str] = []
-            self._retry("resolve the host of", lambda: found.append(self._resolve()[1][0]), once)
-            return f"udp: {self.settings.host} resolves to {found[0]}; no handshake possible"
-        self._retry("connect to", self._connection, once)
-        verdict = f"{self._where}: connected"
-        if isinstance(self._sock, ssl.SSLSocket):
-            verdict += (
-                f" ({self._sock.version()}, certificate verified: {self.settings.tls_verify})"
+            self._retry(
+                "resolve the host of", lambda: found.append(resolve(self._address)[1][0]), once
             )
-        self._disconnect()
+            return f"udp: {self.settings.host} resolves to {found[0]}; no handshake possible"
+        self._retry("connect to", self._stream.connection, once)
+        verdict = f"{self._where}: connected"
+        if self._stream.tls is not None:
+            verdict += (
+                f" ({self._stream.tls_version}, certificate verified: {self.settings.tls_verify})"
+            )
+        self._stream.disconnect()
         return verdict
 
     # --- encoding ------------------------------------------------------------------------
@@ -292,78 +283,11 @@ class SyslogSink:
             else:
                 payloads.append(payload)
         if payloads:
-            self._retry("send datagrams to", lambda: self._sendto_all(payloads))
+            timeout = self.settings.timeout
+            self._retry("send datagrams to", lambda: sendto_all(self._address, payloads, timeout))
         return rejections
 
-    def _sendto_all(self, payloads: list[bytes]) -> None:
-        family, address = self._resolve()
-        with socket.socket(family, socket.SOCK_DGRAM) as sock:
-            sock.settimeout(self.settings.timeout)
-            for payload in payloads:
-                sock.sendto(payload, address)
-
-    def _resolve(self) -> tuple[socket.AddressFamily, tuple[str, int]]:
-        family, _, _, _, sockaddr = socket.getaddrinfo(*self._address, type=socket.SOCK_DGRAM)[0]
-        return family, (str(sockaddr[0]), int(sockaddr[1]))
-
-    # --- TCP and TLS ---------------------------------------------------------------------
-
-    def _write(self, payload: bytes) -> None:
-        sock = self._connection()
-        try:
-            sock.sendall(payload)
-        except OSError:
-            self._disconnect()
-            raise
-
-    def _connection(self) -> socket.socket:
-        if self._sock is not None and (reason := closed_reason(self._sock)):
-            log.info("syslog_reconnect", sink=self.name, reason=reason)
-            self._disconnect()
-        if self._sock is None:
-            self._sock = self._connect()
-        return self._sock
-
-    def _connect(self) -> socket.socket:
-        sock = socket.create_connection(self._address, timeout=self.settings.timeout)
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            if self._tls is not None:
-                name = self.settings.tls_server_name or self.settings.host
-                return self._tls.wrap_socket(sock, server_hostname=name)
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-
-    def _undelivered(self, sock: socket.socket) -> str | None:
-        """None once the receiving host acknowledged every byte on an open connection, else why not."""
-        timeout = self.settings.timeout
-        deadline = time.monotonic() + timeout
-        pause = _ACK_POLL[0]
-        while True:
-            pending = unacked_bytes(sock)
-            if (closed := closed_reason(sock)) or not pending:
-                return closed
-            if time.monotonic() > deadline:
-                return (
-                    f"timed out: {pending} bytes not acknowledged by the receiver in {timeout:g}s"
-                )
-            time.sleep(pause)
-            pause = min(pause * 2, _ACK_POLL[1])
-
-    def _disconnect(self) -> None:
-        sock, self._sock = self._sock, None
-        if sock is None:
-            return
-        if isinstance(sock, ssl.SSLSocket):
-            # A close_notify spares the receiver a "connection not properly terminated" error.
-            with contextlib.suppress(OSError, ValueError):
-                sock.settimeout(0.2)
-                sock.unwrap()
-        with contextlib.suppress(OSError):
-            sock.close()
+    # --- TLS ----------------------------------------------------------------------------
 
     def _tls_context(self) -> ssl.SSLContext:
         if not self.settings.tls_verify:
@@ -371,7 +295,7 @@ class SyslogSink:
         try:
             return client_context(self.settings)
         except (OSError, ssl.SSLError) as exc:
-            raise SinkFatalError(self.name, f"cannot load TLS files: {_describe(exc)}") from None
+            raise SinkFatalError(self.name, f"cannot load TLS files: {describe(exc)}") from None
 
     # --- retries -------------------------------------------------------------------------
 
@@ -385,7 +309,7 @@ class SyslogSink:
                 sink=self.name,
                 action=action,
                 attempt=state.attempt_number,
-                error=_describe(exc) if exc else None,
+                error=describe(exc) if exc else None,
             )
 
         try:
@@ -405,23 +329,8 @@ class SyslogSink:
             ) from None
         except OSError as exc:
             raise SinkRetryableError(
-                self.name, f"cannot {action} {self._where}: {_describe(exc)}"
+                self.name, f"cannot {action} {self._where}: {describe(exc)}"
             ) from None
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve the host name ({exc.strerror})"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused (is the receiver listening?)"
-    if isinstance(exc, TimeoutError):
-        text = str(exc) or "timed out"
-        return text if "timed out" in text else f"timed out: {text}"
-    if isinstance(exc, ssl.SSLError) and exc.reason:
-        return f"TLS error {exc.reason}"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
 
 
 class SyslogPlugin:
