@@ -21,7 +21,6 @@ from shipper.errors import SinkRetryableError
 from shipper.fsutil import open_append, write_all
 from shipper.model import AuditEvent
 from shipper.render import JSON_FORMATS, Renderer, renderer
-from shipper.render.basic import raw_json
 from shipper.sink import Rejection, SinkContext, SinkSettings
 
 log = structlog.get_logger("shipper.sinks.file")
@@ -158,9 +157,7 @@ class FileSink:
 
 def _line_renderer(fmt: str) -> Renderer:
     """One line per event: JSON (which orjson never breaks across lines) or escaped text."""
-    if fmt == "raw":
-        return raw_json  # the API object's bytes as held: nothing to decode or re-encode
-    render = renderer(fmt)
+    render = renderer(fmt)  # `raw` hands back the API object's bytes as held
     if fmt in JSON_FORMATS:
         return render
     return lambda event: render(event).replace(b"\n", b"\\n")

@@ -191,3 +191,29 @@ def test_one_organizations_bad_key_does_not_stop_the_other(
     assert outcome.exit_code == ExitCode.SOURCE_REFUSED
     lines = (tmp_path / "out" / "audit.jsonl").read_bytes().splitlines()
     assert len(lines) == len(a_events)
+
+
+def test_api_latency_and_retry_causes_are_measured(emulator: Emulator) -> None:
+    """Every API request lands in the latency histogram; retries are counted by their cause."""
+    from pydantic import SecretStr
+
+    from shipper.config import SourceSettings
+    from shipper.emulator import Fault
+    from shipper.source import AuditLogClient
+
+    metrics = Metrics()
+    emulator.inject(Fault(kind="timeout", delay=1.5))
+    emulator.inject(Fault(kind="503"))
+    settings = SourceSettings(base_url=emulator.base_url, request_timeout=0.5)
+    client = AuditLogClient(settings, SecretStr(KEY), sleep=lambda _: None, metrics=metrics)
+    try:
+        client.fetch_window(T0 - 3600, T0)
+    finally:
+        client.close()
+    text = metrics.exposition().decode()
+    assert (
+        metric(text, "shipper_api_request_duration_seconds_count", source="default")
+        == client.requests
+    )
+    assert metric(text, "shipper_api_retries_total", source="default", cause="timeout") == 1
+    assert metric(text, "shipper_api_retries_total", source="default", cause="http_503") == 1
