@@ -144,15 +144,15 @@ def run_shipper(
 
 
 def run_baseline(
-    tmp: Path, base_url: str, start: int, end: int, expect: int
+    tmp: Path, base_url: str, start: int, end: int, expect: int, script: str = "baseline"
 ) -> tuple[Measured, int]:
-    """One measured baseline run; `RuntimeError` unless it wrote `expect` events."""
-    out = Path(tempfile.mkstemp(dir=tmp, prefix="baseline-", suffix=".jsonl")[1])
-    argv = [PYTHON, str(ROOT / "bench" / "baseline.py"), "--base-url", base_url]
+    """One measured run of bench/<script>.py; `RuntimeError` unless it wrote `expect` events."""
+    out = Path(tempfile.mkstemp(dir=tmp, prefix=f"{script}-", suffix=".jsonl")[1])
+    argv = [PYTHON, str(ROOT / "bench" / f"{script}.py"), "--base-url", base_url]
     result = measure([*argv, "--start", str(start), "--end", str(end), "--out", str(out)])
     written = lines(out)
     out.unlink()
-    return result, _check("the baseline", written, expect)
+    return result, _check(f"the {script}", written, expect)
 
 
 def _check(who: str, written: int, expect: int) -> int:
@@ -164,6 +164,9 @@ def _check(who: str, written: int, expect: int) -> int:
 def run_scenario(scenario: Scenario, rounds: int, tmp: Path) -> list[Row]:
     """Alternate baseline and shipper runs (and their start-up runs) against one emulator."""
     baseline = Row("baseline (stdlib, sequential)", scenario.events)
+    # The floor (bench/floor.py) is a bound, not a competitor: shown where CPU is the question.
+    floor = Row("floor (httpx + msgspec, no guarantees)", scenario.events)
+    with_floor = scenario.page_delay == 0 and scenario.events <= 200_000
     shippers = {v: Row(v.label, scenario.events) for v in scenario.variants}
     with emulator(
         tmp, events=scenario.events, days=scenario.days, page_delay=scenario.page_delay
@@ -173,10 +176,13 @@ def run_scenario(scenario: Scenario, rounds: int, tmp: Path) -> list[Row]:
             end = int(time.time()) + 1
             _record(baseline, run_baseline(tmp, url, start, end, scenario.events))
             baseline.startup.append(run_baseline(tmp, url, end, end, 0)[0])
+            if with_floor:
+                _record(floor, run_baseline(tmp, url, start, end, scenario.events, "floor"))
+                floor.startup.append(run_baseline(tmp, url, end, end, 0, "floor")[0])
             for variant, row in shippers.items():
                 _record(row, run_shipper(tmp, url, start, variant, scenario.events))
                 row.startup.append(run_shipper(tmp, url, end + DAY, variant, 0)[0])
-    return [baseline, *shippers.values()]
+    return [baseline, *([floor] if with_floor else []), *shippers.values()]
 
 
 def _record(row: Row, run: tuple[Measured, int]) -> None:
@@ -202,6 +208,13 @@ def ratios(scenario: Scenario, rows: list[Row]) -> list[str]:
     base, *ships = rows
     notes = []
     for ship in ships:
+        if ship.tool.startswith("floor"):
+            notes.append(
+                f"{scenario.name.split('.')[0]}. {ship.tool}: "
+                f"{base.marginal_us / ship.marginal_us:.1f}x less CPU per event past start-up "
+                "(the most any poller on this stack could reach)"
+            )
+            continue
         wall = base.median(lambda m: m.wall) / ship.median(lambda m: m.wall)
         notes.append(
             f"{scenario.name.split('.')[0]}. {ship.tool}: {wall:.1f}x faster (wall), "

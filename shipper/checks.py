@@ -21,7 +21,7 @@ def _probe_api(source: SourceSettings) -> str:
         page = client.page([("effective_at[gte]", str(now - 3600)), ("limit", "1")])
     finally:
         client.close()
-    return f"reachable, key accepted ({len(page.data)} event(s) in the last hour on page 1)"
+    return f"reachable, key accepted ({len(page.events)} event(s) in the last hour on page 1)"
 
 
 def _probe_sink(config: Config, index: int) -> str:

@@ -144,7 +144,7 @@ class AuditLogClient:
             params.extend((key, v) for v in values)
         return params
 
-    def _attempt(self, params: Params) -> Page:
+    def _attempt(self, params: Params, organization: str | None = None) -> Page:
         self._hold_back()
         self.requests += 1
         try:
@@ -168,7 +168,7 @@ class AuditLogClient:
                 request_id=request_id,
             )
         try:
-            return parse_page(response.body)
+            return parse_page(response.body, organization)
         except RetryableResponseError as exc:
             raise RetryableResponseError(
                 f"{exc}" + (f" (x-request-id {request_id})" if request_id else "")
@@ -195,7 +195,7 @@ class AuditLogClient:
             "api_retry", source=self.settings.name, attempt=state.attempt_number, reason=str(exc)
         )
 
-    def page(self, params: Params) -> Page:
+    def page(self, params: Params, organization: str | None = None) -> Page:
         """One page, retried per the policy; `SourceUnavailableError` once it is exhausted."""
         retry = retrying(
             self._policy,
@@ -204,7 +204,7 @@ class AuditLogClient:
             before_sleep=self._note_retry,
         )
         try:
-            return retry(self._attempt, params)
+            return retry(self._attempt, params, organization)
         except RetryableResponseError as exc:
             raise SourceUnavailableError(
                 f"the audit-log API kept failing; last error: {exc}"
@@ -236,8 +236,9 @@ class AuditLogClient:
         after: str | None = None
         used_cursors: set[str] = set()
         for _ in range(MAX_PAGES_PER_WINDOW):
-            page = self.page(base + ([("after", after)] if after else []))
-            _collect(page, organization, found)
+            page = self.page(base + ([("after", after)] if after else []), organization)
+            for event in page.events:
+                found[event.id] = event
             if limit is not None and len(found) > limit:
                 raise WindowOverflowError(
                     f"more than {limit} events in [{start}, {end})", len(found)
@@ -267,12 +268,3 @@ class AuditLogClient:
                 )
             )
         return assemble([found], limit)
-
-
-def _collect(page: Page, organization: str | None, found: Found) -> None:
-    for obj in page.data:
-        try:
-            event = AuditEvent.from_api(obj, organization, compact=True)
-        except ValueError as exc:
-            raise SourceUnavailableError(f"the API returned an unusable event: {exc}") from None
-        found[event.id] = event

@@ -15,10 +15,11 @@ from tests.sinks.rsyslog import rsyslogd_path
 
 
 def test_backfill_rounds_run_and_every_program_writes_every_event(tmp_path: Path) -> None:
-    """One round of a backfill scenario: the baseline and the shipper both write all events."""
+    """One round of a backfill scenario: the baseline, the floor and the shipper write all events."""
     scenario = Scenario("smoke", 400, 1, variants=(DEFAULTS, Variant("c2", "concurrency = 2\n")))
     rows = run_scenario(scenario, 1, tmp_path)
-    assert [row.written for row in rows] == [[400], [400], [400]]
+    assert [row.written for row in rows] == [[400], [400], [400], [400]]
+    assert rows[1].tool.startswith("floor")
     assert all(len(row.startup) == 1 and row.runs[0].cpu > 0 for row in rows)
     assert "| baseline (stdlib, sequential) |" in table(scenario, rows)
 

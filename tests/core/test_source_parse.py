@@ -21,9 +21,35 @@ GOOD = {
 
 
 def test_parses_a_well_formed_page() -> None:
-    """A list page yields its data, has_more and last_id."""
-    page = parse_page(orjson.dumps(GOOD))
-    assert page.has_more and page.last_id == "a" and page.data[0]["id"] == "a"
+    """A list page yields its events, has_more and last_id."""
+    page = parse_page(orjson.dumps(GOOD), "acme")
+    assert page.has_more and page.last_id == "a"
+    [event] = page.events
+    assert (event.id, event.effective_at, event.type, event.organization) == (
+        "a",
+        1,
+        "unknown",
+        "acme",
+    )
+
+
+def test_events_keep_the_bytes_the_api_sent() -> None:
+    """Each event is the API's own JSON, byte for byte: key order, escapes and numbers untouched."""
+    event = b'{"id":"b","type":"login.succeeded","effective_at":7,"x":"\\u00e9\\/","n":1.50}'
+    page = parse_page(b'{"object":"list","data":[' + event + b'],"has_more":false}')
+    assert page.events[0].json == event
+    assert page.events[0].type == "login.succeeded" and page.last_id == "b"
+
+
+def test_pretty_printed_pages_give_one_line_events() -> None:
+    """An indented body (as APIs often send) still yields events that fit on one line each."""
+    body = json.dumps({**GOOD, "data": [{"id": "a", "effective_at": 1, "s": "x\ny"}]}, indent=2)
+    [event] = parse_page(body.encode()).events
+    assert b"\n" not in event.json and orjson.loads(event.json) == {
+        "id": "a",
+        "effective_at": 1,
+        "s": "x\ny",
+    }
 
 
 @pytest.mark.parametrize(
@@ -38,6 +64,12 @@ def test_parses_a_well_formed_page() -> None:
         b'{"object":"list","data":[],"has_more":"no"}',
         b'{"object":"list","data":[{"no_id":1}],"has_more":false}',
         b'{"object":"list","data":[],"has_more":true,"last_id":null}',
+        b'{"object":"list","data":[{"id":"","effective_at":1}],"has_more":false}',
+        b'{"object":"list","data":[{"id":"a","effective_at":true}],"has_more":false}',
+        b'{"object":"list","data":[{"id":"a","effective_at":1e300}],"has_more":false}',
+        b'{"object":"list","data":[7],"has_more":false}',
+        b'{"object":"list","data":[{"id":"a","effective_at":1,"x":"\xff"}],"has_more":false}',
+        b'{"object":"list","data":[{"id":"a","effective_at":1,"x":"\\ud800"}],"has_more":false}',
     ],
     ids=[
         "truncated",
@@ -49,6 +81,12 @@ def test_parses_a_well_formed_page() -> None:
         "bad-has-more",
         "no-id",
         "no-cursor",
+        "empty-id",
+        "bool-time",
+        "huge-time",
+        "not-an-object",
+        "not-utf8-in-a-field-not-read",
+        "lone-surrogate",
     ],
 )
 def test_unusable_bodies_are_retryable(body: bytes) -> None:
@@ -69,7 +107,7 @@ def test_arbitrary_json_never_crashes_the_parser(doc: object) -> None:
         page = parse_page(json.dumps(doc).encode())
     except RetryableResponseError:
         return
-    assert isinstance(page.data, list)
+    assert isinstance(page.events, list)
 
 
 def test_error_message_reads_openai_errors() -> None:
