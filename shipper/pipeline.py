@@ -13,7 +13,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -24,7 +24,7 @@ from shipper.config import SourceSettings
 from shipper.delivery import SinkReport, SinkWorker, Window
 from shipper.model import AuditEvent
 from shipper.source import AuditLogClient, Found, WindowOverflowError, assemble
-from shipper.windows import WindowPlanner, split
+from shipper.windows import WindowPlanner
 
 log = structlog.get_logger("shipper.pipeline")
 
@@ -117,7 +117,12 @@ class Pipeline:
         )
 
     def _submit(self, pool: ThreadPoolExecutor, start: int, end: int, limit: int) -> Passes:
-        """Start every pass of a window; pages within a pass are sequential, passes are not."""
+        """Start every pass of a window; pages within a pass are sequential, passes are not.
+
+        Each pass may read up to `limit` events, their union too; when one pass overflows, the
+        others give up before their next page (`abandon`).
+        """
+        abandon = threading.Event()
         return [
             pool.submit(
                 self._fetch_pass,
@@ -125,18 +130,32 @@ class Pipeline:
                 end,
                 tenant_only=tenant_only,
                 limit=limit,
-                organization=self.settings.organization,
+                sharing=len(self.client.passes),
+                abandon=abandon,
             )
             for tenant_only in self.client.passes
         ]
 
     def _fetch_pass(
-        self, start: int, end: int, *, tenant_only: bool, limit: int, organization: str | None
+        self,
+        start: int,
+        end: int,
+        *,
+        tenant_only: bool,
+        limit: int,
+        sharing: int,
+        abandon: threading.Event,
     ) -> Found:
         began, cpu = time.monotonic(), time.thread_time()
         try:
             return self.client.fetch_pass(
-                start, end, tenant_only=tenant_only, limit=limit, organization=organization
+                start,
+                end,
+                tenant_only=tenant_only,
+                limit=limit,
+                organization=self.settings.organization,
+                sharing=sharing,
+                abandon=abandon,
             )
         finally:
             self.load.record(time.monotonic() - began, time.thread_time() - cpu)
@@ -146,29 +165,67 @@ class Pipeline:
         return min(planner.lookahead, self.load.windows_worth_fetching(passes, planner.lanes))
 
     def _resolve(self, start: int, end: int, passes: Passes, limit: int) -> Iterator[Window]:
-        """The window's events; a window over the hard cap is cut and fetched piece by piece.
-
-        It is cut into as many pieces as the events it was seen to hold need (about `target`
-        each; a piece that still overflows is cut again), not into halves: a window grown over
-        quiet history that runs into a burst costs a few wasted fetches, not one per halving.
-        """
-        try:
-            yield Window(start, end, assemble((future.result() for future in passes), limit))
-            return
-        except WindowOverflowError as exc:
-            for future in passes:
-                future.cancel()
-            stack = list(reversed(self._pieces(start, end, exc.seen)))
-        while stack:
-            a, b = stack.pop()
+        """The window's events; a window over the hard cap is fetched piece by piece."""
+        found: list[Found] = []
+        overflow: WindowOverflowError | None = None
+        for future in passes:
             try:
-                yield Window(a, b, self._fetch(a, b, None if b - a <= 1 else limit))
+                found.append(future.result())
             except WindowOverflowError as exc:
-                stack.extend(reversed(self._pieces(a, b, exc.seen)))
+                # The pass that overflowed says more than the ones it made give up (no spread).
+                if overflow is None or exc.spread > overflow.spread:
+                    overflow = exc
+        if overflow is None:
+            try:
+                events = assemble(found, limit)
+            except WindowOverflowError as exc:
+                overflow = exc
+            else:
+                yield Window(start, end, events)
+                return
+        del found  # not held while the pieces are fetched
+        yield from self._pieces(start, end, overflow, limit)
 
-    def _pieces(self, start: int, end: int, seen: int) -> Sequence[tuple[int, int]]:
-        # `seen` counts one pass; counting it once per pass errs towards smaller pieces.
-        return split(start, end, math.ceil(seen * len(self.client.passes) / self.target))
+    def _pieces(
+        self, start: int, end: int, overflow: WindowOverflowError, limit: int
+    ) -> Iterator[Window]:
+        """An overfull window in consecutive pieces of about `target` events.
+
+        The first piece is sized by the density the overflow saw, each next one by the piece
+        before (a `WindowPlanner` over the window). So a window grown over quiet history that
+        ran into dense history overflows once, not once per piece as equal cuts by `seen` (a
+        lower bound) did; and after a short burst the pieces grow again at once. A piece that
+        still overflows is cut the same way.
+        """
+        planner = WindowPlanner(
+            start, end, target=self.target, length=self._first_piece(start, end, overflow)
+        )
+        while not planner.done:
+            a, b = planner.next_window()
+            try:
+                window = Window(a, b, self._fetch(a, b, None if b - a <= 1 else limit))
+            except WindowOverflowError as again:
+                count = 0
+                for window in self._pieces(a, b, again, limit):
+                    count += len(window.events)
+                    yield window
+                planner.observe(a, b, count)
+                continue
+            planner.observe(a, b, len(window.events))
+            yield window
+
+    def _first_piece(self, start: int, end: int, overflow: WindowOverflowError) -> int:
+        """Long enough for about `target` events at the density seen (counted once per pass:
+        errs towards smaller pieces), and for an eighth of the time before the events seen: a
+        burst far into the window is then reached in a few pieces, not by growing from a sliver.
+        Without a spread (every event seen in one second), equal cuts by what was seen."""
+        passes = len(self.client.passes)
+        if overflow.spread <= 0:
+            pieces = math.ceil(overflow.seen * passes / self.target)
+            return max((end - start) // max(pieces, 2), 1)
+        by_density = int(self.target * overflow.spread / (overflow.seen * passes))
+        before = (overflow.earliest - start) // 2 if overflow.earliest is not None else 0
+        return max(by_density, before, 1)
 
     def _deliver_next(
         self,

@@ -49,12 +49,25 @@ class WindowOverflowError(Exception):
     """A window holds more events than the caller allowed; split it and try again.
 
     `seen` is how many events one pass had read when it gave up: the window holds at least
-    that many, so the caller can cut it into enough pieces at once instead of halving blindly.
+    that many. `spread` is how many seconds those events span (0: unknown): read as a density,
+    it tells how finely to cut a window that is far fuller than `seen` (one grown over quiet
+    history that ran into dense history), so that it overflows once, not once per piece.
     """
 
-    def __init__(self, message: str, seen: int = 0) -> None:
+    def __init__(
+        self, message: str, seen: int = 0, spread: int = 0, earliest: int | None = None
+    ) -> None:
         super().__init__(message)
         self.seen = seen
+        self.spread = spread
+        self.earliest = earliest  # the oldest effective_at seen
+
+
+def _overflow(message: str, found: Found) -> WindowOverflowError:
+    times = [event.effective_at for event in found.values()]
+    if not times:
+        return WindowOverflowError(message)
+    return WindowOverflowError(message, len(found), max(times) - min(times), min(times))
 
 
 def assemble(passes: Iterable[Found], limit: int | None = None) -> list[AuditEvent]:
@@ -63,7 +76,7 @@ def assemble(passes: Iterable[Found], limit: int | None = None) -> list[AuditEve
     for events in passes:
         found.update(events)
     if limit is not None and len(found) > limit:
-        raise WindowOverflowError(f"more than {limit} events in one window", len(found))
+        raise _overflow(f"more than {limit} events in one window", found)
     return sorted(found.values(), key=_SORT_KEY)
 
 
@@ -210,6 +223,19 @@ class AuditLogClient:
                 f"the audit-log API kept failing; last error: {exc}"
             ) from None
 
+    def _crowded(self, first_page: list[AuditEvent], span: int, limit: float) -> bool:
+        """Whether a window's first page is so dense that its pass must hold over `limit`.
+
+        Only a hint for planning (a wrong guess costs a split, never an event): pages come in
+        time order from the API, so a full first page spanning a sliver of the window foretells
+        an overflow. Giving up after one page spares reading `limit` events only to drop them.
+        """
+        if span <= 1 or len(first_page) < self.settings.page_size:
+            return False
+        times = [event.effective_at for event in first_page]
+        spread = max(max(times) - min(times), 1)
+        return len(first_page) * span / spread > limit
+
     def fetch_pass(
         self,
         start: int,
@@ -218,12 +244,42 @@ class AuditLogClient:
         tenant_only: bool,
         limit: int | None = None,
         organization: str | None = None,
+        sharing: int = 1,
+        abandon: threading.Event | None = None,
     ) -> Found:
         """Every event with start <= effective_at < end in one pass, by id.
 
         Events are kept as their JSON bytes page by page, so a pass holds one page of decoded
-        dicts at a time.
+        dicts at a time. Past `limit` events (or when the first page foretells it, `sharing`
+        passes counted as dense as this one) it raises `WindowOverflowError` and sets `abandon`,
+        which makes the window's other passes give up too, before their next page.
         """
+        try:
+            return self._read_pass(
+                start,
+                end,
+                tenant_only=tenant_only,
+                limit=limit,
+                organization=organization,
+                sharing=sharing,
+                abandon=abandon,
+            )
+        except WindowOverflowError:
+            if abandon is not None:
+                abandon.set()
+            raise
+
+    def _read_pass(
+        self,
+        start: int,
+        end: int,
+        *,
+        tenant_only: bool,
+        limit: int | None,
+        organization: str | None,
+        sharing: int,
+        abandon: threading.Event | None,
+    ) -> Found:
         base: Params = [
             ("effective_at[gte]", str(start)),
             ("effective_at[lt]", str(end)),
@@ -236,12 +292,20 @@ class AuditLogClient:
         after: str | None = None
         used_cursors: set[str] = set()
         for _ in range(MAX_PAGES_PER_WINDOW):
+            if abandon is not None and abandon.is_set():
+                raise WindowOverflowError("another pass of the window overflowed", len(found))
             page = self.page(base + ([("after", after)] if after else []), organization)
             for event in page.events:
                 found[event.id] = event
             if limit is not None and len(found) > limit:
-                raise WindowOverflowError(
-                    f"more than {limit} events in [{start}, {end})", len(found)
+                raise _overflow(f"more than {limit} events in [{start}, {end})", found)
+            if (
+                after is None
+                and limit is not None
+                and self._crowded(page.events, end - start, limit / sharing)
+            ):
+                raise _overflow(
+                    f"on course for more than {limit} events in [{start}, {end})", found
                 )
             if not page.has_more:
                 return found
@@ -260,11 +324,16 @@ class AuditLogClient:
     ) -> list[AuditEvent]:
         """All events of `[start, end)` from every pass in turn, sorted oldest first by (effective_at, id)."""
         found: Found = {}
-        for tenant_only in self.passes:
+        for index, tenant_only in enumerate(self.passes):
             remaining = None if limit is None else max(limit - len(found), 0)
             found.update(
                 self.fetch_pass(
-                    start, end, tenant_only=tenant_only, limit=remaining, organization=organization
+                    start,
+                    end,
+                    tenant_only=tenant_only,
+                    limit=remaining,
+                    organization=organization,
+                    sharing=len(self.passes) - index,
                 )
             )
         return assemble([found], limit)

@@ -183,6 +183,7 @@ class Emulator:
             return exc.canned
         for name in q.ignored:
             self._stats.tally("ignored_params", name)
+        self._stats.listed(len(page.blobs))
         return Canned(200, page.body())
 
     def _control(self, method: str, path: str, body: bytes) -> Canned:

@@ -15,6 +15,7 @@ class Stats:
 
     requests: int = 0
     list_requests: int = 0
+    events_listed: int = 0  # over all list pages: more than the events held means re-reads
     faults_served: dict[str, int] = field(default_factory=dict)
     responses_by_status: dict[int, int] = field(default_factory=dict)
     ignored_params: dict[str, int] = field(default_factory=dict)  # unknown query parameters
@@ -34,6 +35,10 @@ class Recorder:
         with self._lock:
             self._stats.requests += 1
             self._stats.list_requests += listing
+
+    def listed(self, events: int) -> None:
+        with self._lock:
+            self._stats.events_listed += events
 
     def tally(self, counter: str, key: str | int) -> None:
         with self._lock:

@@ -107,13 +107,43 @@ def test_events_are_held_as_exact_json_bytes(emu: Emulator) -> None:
         assert event.json is not orjson.dumps(truth[event.id])
 
 
-def test_overflow_reports_how_many_events_it_saw(emu: Emulator) -> None:
-    """An overfull window says how many events it was seen to hold, so it is cut once, finely enough."""
+def test_a_crowded_first_page_ends_the_window_at_once(emu: Emulator) -> None:
+    """A first page that spans a sliver of the window foretells an overflow: one page, not the limit."""
     c = client(emu, include_tenant_events=False)
-    with pytest.raises(WindowOverflowError) as info:
-        c.fetch_window(T0 - 86_400, T0, limit=150)
+    before = emu.stats.list_requests
+    with pytest.raises(WindowOverflowError, match="on course") as info:
+        c.fetch_window(T0 - 86_400, T0, limit=600)
     c.close()
-    assert 150 < info.value.seen <= 250  # gave up on the page that went past the limit
+    assert emu.stats.list_requests - before == 1
+    seen, spread = info.value.seen, info.value.spread
+    assert seen == 100 and 0 < spread < 86_400 and seen * 86_400 / spread > 600
+
+
+def test_a_pass_gives_up_once_another_pass_of_its_window_overflowed(emu: Emulator) -> None:
+    """The passes of a window share one `abandon` event: an overflow in one stops the others."""
+    c = client(emu)
+    abandon = threading.Event()
+    with pytest.raises(WindowOverflowError, match="on course"):
+        c.fetch_pass(T0 - 86_400, T0, tenant_only=False, limit=300, abandon=abandon)
+    assert abandon.is_set()
+    before = emu.stats.list_requests
+    with pytest.raises(WindowOverflowError, match="another pass"):
+        c.fetch_pass(T0 - 86_400, T0, tenant_only=True, limit=300, abandon=abandon)
+    c.close()
+    assert emu.stats.list_requests == before
+
+
+def test_overflow_reports_how_many_events_it_saw(tmp_path: Path) -> None:
+    """Past the limit, an overfull window says how many events it held, over how long."""
+    sparse = generate_events(100, start=T0 - 43_200, end=T0, seed=3)  # the first page: 100 in 12 h
+    dense = generate_events(1000, start=T0 - 86_400, end=T0 - 82_800, seed=4)  # 1000 in an hour
+    with Emulator(api_key=KEY, events=sparse + dense) as emulator:
+        c = client(emulator, include_tenant_events=False)
+        with pytest.raises(WindowOverflowError, match="more than 300") as info:
+            c.fetch_pass(T0 - 86_400, T0, tenant_only=False, limit=300)
+        c.close()
+    assert 300 < info.value.seen <= 400  # gave up on the page that went past the limit
+    assert info.value.earliest is not None and info.value.spread > 43_200
 
 
 def test_a_retry_after_holds_back_every_fetch(emu: Emulator) -> None:
@@ -203,6 +233,26 @@ def test_a_dense_burst_after_quiet_history_is_delivered_whole_and_in_order(
         assert [orjson.loads(line)["id"] for line in out] == [e["id"] for e in emulator.events()]
         assert 3000 // (4 * 200) <= outcome.reports[0].windows < 100
         assert emulator.stats.list_requests < 300  # cut by what was seen, never by the thousand
+
+
+def test_a_window_grown_over_quiet_history_overflows_once_not_once_per_piece(
+    tmp_path: Path, admin_key: str
+) -> None:
+    """Cut by the density its overflow saw, a long window into dense history wastes one limit's fetch."""
+    dense = generate_events(8000, start=T0 - 4 * 86_400, end=T0 - 3600, seed=6)
+    with Emulator(api_key=KEY, events=dense) as emulator:
+        text = config_text(
+            emulator.base_url,
+            tmp_path,
+            start_at=T0 - 60 * 86_400,
+            extra_source="window_max_events = 200\nconcurrency = 1\n",
+        )
+        outcome = app.run(load_config(write_config(tmp_path, text)), once=True)
+        out = (tmp_path / "out" / "audit.jsonl").read_bytes().splitlines()
+        assert len(out) == 8000 and outcome.reports[0].fetched == 8000
+        # An overflow is foreseen from the first page, so each costs at most a page a pass;
+        # equal cuts by `seen` overflowed piece after piece, reading up to 800 events each time.
+        assert emulator.stats.events_listed <= 8000 + 10 * 2 * 100
 
 
 # -- the file sink --------------------------------------------------------------------------
