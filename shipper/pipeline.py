@@ -80,6 +80,12 @@ class FetchLoad:
             self.wall += (wall - self.wall) / 8
             self.cpu += (cpu - self.cpu) / 8
 
+    def passes_side_by_side(self, passes: int) -> bool:
+        """Whether a window's passes are worth a thread each: only while a pass waits on the
+        API about as long as all of them compute. Side by side on a fast API, passes measure
+        each other's wait for the GIL (wall about twice cpu), so the bar is set above that."""
+        return self.cpu <= 0.0 or self.wall >= self.cpu * (passes + 1)
+
     def windows_worth_fetching(self, passes: int, lanes: int) -> int:
         if self.cpu <= 0.0:
             return lanes
@@ -117,48 +123,46 @@ class Pipeline:
         )
 
     def _submit(self, pool: ThreadPoolExecutor, start: int, end: int, limit: int) -> Passes:
-        """Start every pass of a window; pages within a pass are sequential, passes are not.
-
-        Each pass may read up to `limit` events, their union too; when one pass overflows, the
-        others give up before their next page (`abandon`).
+        """Start every pass of a window: side by side when waiting on the API makes it worth a
+        thread each (see `FetchLoad`), else one after the other in one thread. Pages within a
+        pass are sequential. Each pass may read up to `limit` events, their union too; when one
+        pass overflows, the others give up before their next page (`abandon`).
         """
         abandon = threading.Event()
+        passes = self.client.passes
+        groups = [(p,) for p in passes] if self.load.passes_side_by_side(len(passes)) else [passes]
         return [
-            pool.submit(
-                self._fetch_pass,
-                start,
-                end,
-                tenant_only=tenant_only,
-                limit=limit,
-                sharing=len(self.client.passes),
-                abandon=abandon,
-            )
-            for tenant_only in self.client.passes
+            pool.submit(self._fetch_passes, start, end, group, limit=limit, abandon=abandon)
+            for group in groups
         ]
 
-    def _fetch_pass(
+    def _fetch_passes(
         self,
         start: int,
         end: int,
+        group: tuple[bool, ...],
         *,
-        tenant_only: bool,
         limit: int,
-        sharing: int,
         abandon: threading.Event,
     ) -> Found:
-        began, cpu = time.monotonic(), time.thread_time()
-        try:
-            return self.client.fetch_pass(
-                start,
-                end,
-                tenant_only=tenant_only,
-                limit=limit,
-                organization=self.settings.organization,
-                sharing=sharing,
-                abandon=abandon,
-            )
-        finally:
-            self.load.record(time.monotonic() - began, time.thread_time() - cpu)
+        found: Found = {}
+        for index, tenant_only in enumerate(group):
+            began, cpu = time.monotonic(), time.thread_time()
+            try:
+                found.update(
+                    self.client.fetch_pass(
+                        start,
+                        end,
+                        tenant_only=tenant_only,
+                        limit=limit - len(found),
+                        organization=self.settings.organization,
+                        sharing=len(self.client.passes) - index,  # passes still to read
+                        abandon=abandon,
+                    )
+                )
+            finally:
+                self.load.record(time.monotonic() - began, time.thread_time() - cpu)
+        return found
 
     def _lookahead(self, planner: WindowPlanner) -> int:
         passes = len(self.client.passes)

@@ -72,6 +72,17 @@ def test_windows_fetched_at_once_follow_how_long_passes_wait() -> None:
     assert fresh.windows_worth_fetching(passes=2, lanes=8) == 8
 
 
+def test_passes_get_a_thread_each_only_while_they_mostly_wait() -> None:
+    """On a fast API a window's passes run in turn; side by side they would only share the GIL."""
+    waiting, busy, contended, fresh = FetchLoad(), FetchLoad(), FetchLoad(), FetchLoad()
+    for _ in range(20):
+        waiting.record(wall=0.5, cpu=0.01)
+        busy.record(wall=0.012, cpu=0.01)
+        contended.record(wall=0.021, cpu=0.01)  # side by side, each waits for the other's GIL
+    assert waiting.passes_side_by_side(2) and fresh.passes_side_by_side(2)
+    assert not busy.passes_side_by_side(2) and not contended.passes_side_by_side(2)
+
+
 def test_split_cuts_into_equal_ordered_pieces() -> None:
     """An overfull window is cut into the asked number of contiguous pieces (two at least)."""
     assert split(0, 10, 5) == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10)]
