@@ -2,8 +2,8 @@
 
 The span runs from the oldest sink cursor minus `lookback` to the `now` read when the cycle
 began. Windows are fetched up to `concurrency` at a time (as many as waiting on the API makes
-worth it, see `FetchLoad`), each with its passes (ordinary and `tenant_only`) side by side,
-but handed to the sinks strictly in order; each sink commits its cursor after every window it
+worth it, see `FetchLoad`), each with its passes (ordinary and `tenant_only`) side by side
+when that is worth it too, but handed to the sinks strictly in order; each sink commits its cursor after every window it
 finished (see `delivery.py`).
 """
 
