@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from shipper import app
 from shipper.config import SourceSettings, load_config
 from shipper.emulator import Emulator, Fault, generate_events, is_tenant_scoped
+from shipper.emulator.stats import Stats
 from shipper.model import AuditEvent
 from shipper.pipeline import FetchLoad
 from shipper.sink import SinkContext
@@ -227,23 +228,31 @@ def test_requests_go_through_the_proxy_the_environment_names(
 # -- the pipeline ----------------------------------------------------------------------------
 
 
+def backfill(
+    tmp_path: Path, events: list[dict[str, Any]], *, days_back: int, source: str
+) -> tuple[Any, Stats, list[bytes]]:
+    """One `run --once` from `days_back` days before T0 over `events`: report, API stats, lines."""
+    with Emulator(api_key=KEY, events=events) as emulator:
+        text = config_text(
+            emulator.base_url, tmp_path, start_at=T0 - days_back * 86_400, extra_source=source
+        )
+        outcome = app.run(load_config(write_config(tmp_path, text)), once=True)
+        stats = emulator.stats
+    return outcome.reports[0], stats, (tmp_path / "out" / "audit.jsonl").read_bytes().splitlines()
+
+
 def test_a_dense_burst_after_quiet_history_is_delivered_whole_and_in_order(
     tmp_path: Path, admin_key: str
 ) -> None:
     """Windows grown over empty days overflow at a burst; the pieces still deliver every event once, in order."""
     burst = generate_events(3000, start=T0 - 7200, end=T0 - 3600, seed=5)
-    with Emulator(api_key=KEY, events=burst) as emulator:
-        text = config_text(
-            emulator.base_url,
-            tmp_path,
-            start_at=T0 - 20 * 86_400,
-            extra_source="window_max_events = 200\nconcurrency = 4\n",
-        )
-        outcome = app.run(load_config(write_config(tmp_path, text)), once=True)
-        out = (tmp_path / "out" / "audit.jsonl").read_bytes().splitlines()
-        assert [orjson.loads(line)["id"] for line in out] == [e["id"] for e in emulator.events()]
-        assert 3000 // (4 * 200) <= outcome.reports[0].windows < 100
-        assert emulator.stats.list_requests < 300  # cut by what was seen, never by the thousand
+    report, stats, out = backfill(
+        tmp_path, burst, days_back=20, source="window_max_events = 200\nconcurrency = 4\n"
+    )
+    expected = sorted(burst, key=lambda e: (e["effective_at"], e["id"]))
+    assert [orjson.loads(line)["id"] for line in out] == [e["id"] for e in expected]
+    assert 3000 // (4 * 200) <= report.windows < 100
+    assert stats.list_requests < 300  # cut by what was seen, never by the thousand
 
 
 def test_a_window_grown_over_quiet_history_overflows_once_not_once_per_piece(
@@ -251,19 +260,13 @@ def test_a_window_grown_over_quiet_history_overflows_once_not_once_per_piece(
 ) -> None:
     """Cut by the density its overflow saw, a long window into dense history wastes one limit's fetch."""
     dense = generate_events(8000, start=T0 - 4 * 86_400, end=T0 - 3600, seed=6)
-    with Emulator(api_key=KEY, events=dense) as emulator:
-        text = config_text(
-            emulator.base_url,
-            tmp_path,
-            start_at=T0 - 60 * 86_400,
-            extra_source="window_max_events = 200\nconcurrency = 1\n",
-        )
-        outcome = app.run(load_config(write_config(tmp_path, text)), once=True)
-        out = (tmp_path / "out" / "audit.jsonl").read_bytes().splitlines()
-        assert len(out) == 8000 and outcome.reports[0].fetched == 8000
-        # An overflow is foreseen from the first page, so each costs at most a page a pass;
-        # equal cuts by `seen` overflowed piece after piece, reading up to 800 events each time.
-        assert emulator.stats.events_listed <= 8000 + 10 * 2 * 100
+    report, stats, out = backfill(
+        tmp_path, dense, days_back=60, source="window_max_events = 200\nconcurrency = 1\n"
+    )
+    assert len(out) == 8000 and report.fetched == 8000
+    # An overflow is foreseen from the first page, so each costs at most a page a pass;
+    # equal cuts by `seen` overflowed piece after piece, reading up to 800 events each time.
+    assert stats.events_listed <= 8000 + 10 * 2 * 100
 
 
 # -- the file sink --------------------------------------------------------------------------
