@@ -6,12 +6,10 @@ Imports are lazy so `shipper --help` starts fast.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
 
 from shipper.errors import ExitCode, ShipperError
 
@@ -58,24 +56,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _install_stop_handlers(stop: threading.Event) -> None:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     from shipper import app, logs
     from shipper.config import load_config
+    from shipper.signals import install_stop_handlers
 
     config = load_config(args.config)
     logs.configure(config.log.level, config.log.format)
     from shipper.progress import wanted
 
     stop = threading.Event()
-    _install_stop_handlers(stop)
+    install_stop_handlers(stop)
     outcome = app.run(config, once=args.once, stop=stop, progress=wanted(config.log.format))
     return int(outcome.exit_code)
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import threading
 import time
 from pathlib import Path
 
 from shipper.emulator.events import generate_events
 from shipper.emulator.server import Emulator
+from shipper.signals import install_stop_handlers
 
 DEMO_KEY = "sk-admin-emulator-demo"
 
@@ -65,8 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     now = int(time.time())
     span = max(1, int(args.days * 86_400))
     stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    install_stop_handlers(stop)
     # The generated dicts are dropped once stored (the store keeps JSON bytes): a million of
     # them would otherwise hold gigabytes for as long as the emulator serves.
     emulator = Emulator(

@@ -7,11 +7,14 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import orjson
+import pytest
 
+from shipper import signals
 from shipper.emulator import Emulator
 from tests.conftest import KEY, KEY_ENV, config_text, write_config
 
@@ -152,3 +155,18 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     normalized = (tmp_path / "demo" / "audit-normalized.jsonl").read_bytes().splitlines()
     assert len(raw) == len(normalized) == 300
     assert "300 events" in result.stdout
+
+
+@pytest.mark.timeout(10)  # the deadlock this guards against never ends by itself
+def test_the_stop_signal_never_waits_for_the_lock_the_main_thread_holds() -> None:
+    """SIGTERM can land while the main thread holds the stop Event's lock (inside `wait()`).
+
+    The handler then must not take that lock itself: it would wait for it forever. `_cond` is
+    CPython's Event internals, held here the way `Event.wait()` holds it.
+    """
+    stop = threading.Event()
+    handler = signals.stop_handler(stop)
+    with stop._cond:  # type: ignore[attr-defined]
+        handler(signal.SIGTERM, None)  # a handler calling stop.set() directly never returns
+        assert not stop.is_set()
+    assert stop.wait(timeout=10)

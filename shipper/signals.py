@@ -1,0 +1,29 @@
+"""SIGTERM and SIGINT as a stop request: what follow mode and the emulator stop on."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+
+def stop_handler(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
+    """A signal handler that sets `stop` from a thread of its own.
+
+    Handlers run in the main thread between two bytecodes, possibly while that thread holds the
+    Event's internal lock inside `stop.wait()`; `stop.set()` right there would wait for that
+    lock forever (a follow-mode process ignoring SIGTERM, now and then, under load).
+    """
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        threading.Thread(target=stop.set, name="stop-signal", daemon=True).start()
+
+    return handler
+
+
+def install_stop_handlers(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT set `stop`."""
+    handler = stop_handler(stop)
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
