@@ -23,8 +23,8 @@ import structlog
 from shipper.config import SourceSettings
 from shipper.delivery import SinkReport, SinkWorker, Window
 from shipper.model import AuditEvent
-from shipper.source import AuditLogClient, Found, WindowOverflowError, assemble
-from shipper.windows import WindowPlanner
+from shipper.source import AuditLogClient
+from shipper.windows import Found, WindowOverflowError, WindowPlanner, assemble
 
 log = structlog.get_logger("shipper.pipeline")
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
-from operator import attrgetter
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -32,6 +31,7 @@ from shipper.retry import RetryPolicy, parse_retry_after, retrying
 from shipper.secrets import redact
 from shipper.source_http import Getter, HttpxGetter, TransportFailure
 from shipper.source_parse import Page, error_message, parse_page
+from shipper.windows import Found, WindowOverflowError, assemble, overflow_error
 
 log = structlog.get_logger("shipper.source")
 
@@ -40,44 +40,6 @@ PATH = "/organization/audit_logs"
 MAX_PAGES_PER_WINDOW = 100_000
 
 Params = list[tuple[str, str]]
-Found = dict[str, AuditEvent]  # one pass's events by id
-
-_SORT_KEY = attrgetter("effective_at", "id")
-
-
-class WindowOverflowError(Exception):
-    """A window holds more events than the caller allowed; split it and try again.
-
-    `seen` is how many events one pass had read when it gave up: the window holds at least
-    that many. `spread` is how many seconds those events span (0: unknown): read as a density,
-    it tells how finely to cut a window that is far fuller than `seen` (one grown over quiet
-    history that ran into dense history), so that it overflows once, not once per piece.
-    """
-
-    def __init__(
-        self, message: str, seen: int = 0, spread: int = 0, earliest: int | None = None
-    ) -> None:
-        super().__init__(message)
-        self.seen = seen
-        self.spread = spread
-        self.earliest = earliest  # the oldest effective_at seen
-
-
-def _overflow(message: str, found: Found) -> WindowOverflowError:
-    times = [event.effective_at for event in found.values()]
-    if not times:
-        return WindowOverflowError(message)
-    return WindowOverflowError(message, len(found), max(times) - min(times), min(times))
-
-
-def assemble(passes: Iterable[Found], limit: int | None = None) -> list[AuditEvent]:
-    """A window's events from its passes: one per id, oldest first by (effective_at, id)."""
-    found: Found = {}
-    for events in passes:
-        found.update(events)
-    if limit is not None and len(found) > limit:
-        raise _overflow(f"more than {limit} events in one window", found)
-    return sorted(found.values(), key=_SORT_KEY)
 
 
 def _refusal(status: int, api_message: str | None, settings: SourceSettings) -> str:
@@ -298,13 +260,13 @@ class AuditLogClient:
             for event in page.events:
                 found[event.id] = event
             if limit is not None and len(found) > limit:
-                raise _overflow(f"more than {limit} events in [{start}, {end})", found)
+                raise overflow_error(f"more than {limit} events in [{start}, {end})", found)
             if (
                 after is None
                 and limit is not None
                 and self._crowded(page.events, end - start, limit / sharing)
             ):
-                raise _overflow(
+                raise overflow_error(
                     f"on course for more than {limit} events in [{start}, {end})", found
                 )
             if not page.has_more:

@@ -1,4 +1,4 @@
-"""Pure cursor math and window planning (no I/O).
+"""Pure cursor math, window planning and window assembly (no I/O).
 
 A sink's cursor is `(high_water, seen)`. Promise: every event with
 `effective_at < high_water - lookback` has been delivered to the sink, and `seen` holds the ids
@@ -12,8 +12,49 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from shipper.model import AuditEvent
+
+Found = dict[str, AuditEvent]  # one pass's events by id
+
+_SORT_KEY = attrgetter("effective_at", "id")
+
+
+class WindowOverflowError(Exception):
+    """A window holds more events than the caller allowed; split it and try again.
+
+    `seen` is how many events one pass had read when it gave up: the window holds at least
+    that many. `spread` is how many seconds those events span (0: unknown): read as a density,
+    it tells how finely to cut a window that is far fuller than `seen` (one grown over quiet
+    history that ran into dense history), so that it overflows once, not once per piece.
+    """
+
+    def __init__(
+        self, message: str, seen: int = 0, spread: int = 0, earliest: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.seen = seen
+        self.spread = spread
+        self.earliest = earliest  # the oldest effective_at seen
+
+
+def overflow_error(message: str, found: Found) -> WindowOverflowError:
+    """The overflow of a window or pass that had read `found`, with what it saw of them."""
+    times = [event.effective_at for event in found.values()]
+    if not times:
+        return WindowOverflowError(message)
+    return WindowOverflowError(message, len(found), max(times) - min(times), min(times))
+
+
+def assemble(passes: Iterable[Found], limit: int | None = None) -> list[AuditEvent]:
+    """A window's events from its passes: one per id, oldest first by (effective_at, id)."""
+    found: Found = {}
+    for events in passes:
+        found.update(events)
+    if limit is not None and len(found) > limit:
+        raise overflow_error(f"more than {limit} events in one window", found)
+    return sorted(found.values(), key=_SORT_KEY)
 
 
 @dataclass(frozen=True, slots=True)

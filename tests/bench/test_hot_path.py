@@ -20,8 +20,8 @@ from shipper.emulator.stats import Stats
 from shipper.model import AuditEvent
 from shipper.pipeline import FetchLoad
 from shipper.sink import SinkContext
-from shipper.source import AuditLogClient, WindowOverflowError
-from shipper.windows import WindowPlanner, split
+from shipper.source import AuditLogClient
+from shipper.windows import WindowOverflowError, WindowPlanner, split
 from sinks.file import FileSettings, FileSink
 from tests.conftest import KEY, T0, config_text, write_config
 

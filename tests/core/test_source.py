@@ -12,7 +12,8 @@ from structlog.testing import capture_logs
 from shipper.config import SourceSettings
 from shipper.emulator import Emulator, Fault, is_tenant_scoped
 from shipper.errors import SourceRefusedError, SourceUnavailableError
-from shipper.source import AuditLogClient, WindowOverflowError
+from shipper.source import AuditLogClient
+from shipper.windows import WindowOverflowError
 from tests.conftest import KEY, T0
 
 _open: list[AuditLogClient] = []
