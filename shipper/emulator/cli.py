@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
         help="latency added to every list response (benchmarks; requests still overlap)",
     )
     parser.add_argument(
+        "--pretty", action="store_true", help="indent list pages (as many JSON APIs do)"
+    )
+    parser.add_argument(
         "--api-key-env",
         default="OPENAI_ADMIN_KEY",
         metavar="NAME",
@@ -75,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         page_delay=args.page_delay,
+        pretty=args.pretty,
         seed=args.seed,
     ).start()
     try:

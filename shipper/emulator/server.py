@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable
 from types import TracebackType
 
+import msgspec
 import orjson
 
 from shipper.emulator.control import CONTROL_ROUTES
@@ -53,12 +54,14 @@ class Emulator:
         audit_logging_enabled: bool = True,
         keys_without_permission: Iterable[str] = (),
         page_delay: float = 0.0,
+        pretty: bool = False,
         seed: int = 0,
     ) -> None:
         self.api_key = api_key
         self.audit_logging_enabled = audit_logging_enabled
         self.keys_without_permission = frozenset(keys_without_permission)
         self.page_delay = page_delay  # seconds added to every list response
+        self.pretty = pretty  # list pages indented, as many JSON APIs send them
         self.order = order
         self.host = host
         self._port = port
@@ -184,7 +187,8 @@ class Emulator:
         for name in q.ignored:
             self._stats.tally("ignored_params", name)
         self._stats.listed(len(page.blobs))
-        return Canned(200, page.body())
+        body = page.body()
+        return Canned(200, msgspec.json.format(body, indent=2) if self.pretty else body)
 
     def _control(self, method: str, path: str, body: bytes) -> Canned:
         """One `/_emulator/...` request other than the streamed NDJSON dump."""
