@@ -3,8 +3,8 @@
 The span runs from the oldest sink cursor minus `lookback` to the `now` read when the cycle
 began. Windows are fetched up to `concurrency` at a time (as many as waiting on the API makes
 worth it, see `FetchLoad`), each with its passes (ordinary and `tenant_only`) side by side
-when that is worth it too, but handed to the sinks strictly in order; each sink commits its cursor after every window it
-finished (see `delivery.py`).
+when that is worth it too, but handed to the sinks strictly in order; each sink commits its
+cursor after every window it finished (see `delivery.py`).
 """
 
 from __future__ import annotations
@@ -220,8 +220,8 @@ class Pipeline:
 
     def _first_piece(self, start: int, end: int, overflow: WindowOverflowError) -> int:
         """Long enough for about `target` events at the density seen (counted once per pass:
-        errs towards smaller pieces), and for an eighth of the time before the events seen: a
-        burst far into the window is then reached in a few pieces, not by growing from a sliver.
+        errs towards smaller pieces), and for half the time before the events seen: a burst far
+        into the window is then reached in a few halvings, not by growing from a sliver.
         Without a spread (every event seen in one second), equal cuts by what was seen."""
         passes = len(self.client.passes)
         if overflow.spread <= 0:

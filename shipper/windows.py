@@ -9,8 +9,7 @@ repeating the ones already delivered.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import attrgetter
 
@@ -150,16 +149,3 @@ class WindowPlanner:
         self.length = min(proposed, self.max_length)
         self._density = count / span
         self._found_any = self._found_any or count > 0
-
-
-def split(start: int, stop: int, pieces: int = 2) -> Sequence[tuple[int, int]]:
-    """A window too full to hold, cut into `pieces` (at least two) of equal length, in order.
-
-    A one-second window cannot be split.
-    """
-    span = stop - start
-    if span <= 1:
-        return [(start, stop)]
-    pieces = min(max(pieces, 2), span)
-    cuts = [start + span * i // pieces for i in range(pieces + 1)]
-    return list(itertools.pairwise(cuts))

@@ -21,7 +21,8 @@ from shipper.model import AuditEvent
 from shipper.pipeline import FetchLoad
 from shipper.sink import SinkContext
 from shipper.source import AuditLogClient
-from shipper.windows import WindowOverflowError, WindowPlanner, split
+from shipper.source_http import environment_proxy
+from shipper.windows import WindowOverflowError, WindowPlanner
 from sinks.file import FileSettings, FileSink
 from tests.conftest import KEY, T0, config_text, write_config
 
@@ -82,13 +83,6 @@ def test_passes_get_a_thread_each_only_while_they_mostly_wait() -> None:
         contended.record(wall=0.021, cpu=0.01)  # side by side, each waits for the other's GIL
     assert waiting.passes_side_by_side(2) and fresh.passes_side_by_side(2)
     assert not busy.passes_side_by_side(2) and not contended.passes_side_by_side(2)
-
-
-def test_split_cuts_into_equal_ordered_pieces() -> None:
-    """An overfull window is cut into the asked number of contiguous pieces (two at least)."""
-    assert split(0, 10, 5) == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10)]
-    assert split(0, 10, 0) == [(0, 5), (5, 10)]
-    assert split(0, 3, 10) == [(0, 1), (1, 2), (2, 3)]
 
 
 # -- the source -----------------------------------------------------------------------------
@@ -223,6 +217,23 @@ def test_requests_go_through_the_proxy_the_environment_names(
         if T0 - 3600 <= e["effective_at"] < T0 and not is_tenant_scoped(e["type"])
     ]
     assert sorted(found) == sorted(expected)
+
+
+def test_the_proxy_is_chosen_per_scheme_and_skipped_for_no_proxy_hosts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HTTPS_PROXY for https, HTTP_PROXY for http, ALL_PROXY otherwise; NO_PROXY connects directly."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        for variant in (name, name.lower()):
+            monkeypatch.delenv(variant, raising=False)
+    assert environment_proxy("https://api.openai.com/v1") is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp:3128")
+    monkeypatch.setenv("ALL_PROXY", "http://all.corp:3128")
+    assert environment_proxy("https://api.openai.com/v1") == "http://proxy.corp:3128"
+    assert environment_proxy("http://api.openai.com/v1") == "http://all.corp:3128"
+    monkeypatch.setenv("NO_PROXY", "localhost,.openai.com")
+    assert environment_proxy("https://api.openai.com/v1") is None
+    assert environment_proxy("https://other.example/v1") == "http://proxy.corp:3128"
 
 
 # -- the pipeline ----------------------------------------------------------------------------

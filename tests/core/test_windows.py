@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shipper.model import AuditEvent
-from shipper.windows import Cursor, WindowPlanner, split
+from shipper.windows import Cursor, WindowPlanner
 
 
 def ev(i: int, t: int) -> AuditEvent:
@@ -108,9 +108,3 @@ def test_planner_grows_on_sparse_and_shrinks_on_dense_windows() -> None:
     assert planner.length == 3600 * 8
     planner.observe(0, 3600, 4000)
     assert planner.length == 900
-
-
-def test_split_halves_and_stops_at_one_second() -> None:
-    """A full window splits in two; a one-second window cannot be split further."""
-    assert split(0, 10) == [(0, 5), (5, 10)]
-    assert split(7, 8) == [(7, 8)]
