@@ -59,8 +59,10 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_run(args: argparse.Namespace) -> int:
     from shipper import app, logs
     from shipper.config import load_config
+    from shipper.malloc import limit_arenas
     from shipper.signals import install_stop_handlers
 
+    limit_arenas()  # before the fetch and sink threads start
     config = load_config(args.config)
     logs.configure(config.log.level, config.log.format)
     from shipper.progress import wanted
