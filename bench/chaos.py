@@ -209,7 +209,7 @@ class Chaos:
         start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.now - self.s.span - 3600))
         source = (
             f'[source]\nbase_url = "{self.emu.base_url}"\napi_key_env = "{KEY_ENV}"\n'
-            f'start_at = "{start}"\nlookback = "{LOOKBACK}s"\npage_size = 50\nconcurrency = 2\n'
+            f'start_at = "{start}"\nlookback = "{LOOKBACK}s"\npage_size = 50\nconcurrency = 4\n'
             'window_max_events = 100\nrequest_timeout = "1s"\nretry_max_attempts = 6\n'
             'retry_max_time = "8s"\n\n'
         )

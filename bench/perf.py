@@ -40,7 +40,7 @@ class Variant:
     source: str = ""
 
 
-DEFAULTS = Variant("shipper (defaults: concurrency 4)")
+DEFAULTS = Variant("shipper (defaults: concurrency 8)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +93,7 @@ def full_scenarios() -> list[Scenario]:
             10_000,
             30,
             0.05,
-            variants=(DEFAULTS, concurrency(8), concurrency(16)),
+            variants=(DEFAULTS, concurrency(12), concurrency(16)),
         ),
         Scenario(
             "3. backfill 1,000,000 events over 30 days",

@@ -28,8 +28,8 @@ from shipper.windows import Cursor
 
 log = structlog.get_logger("shipper.delivery")
 
-# Windows waiting for a sink beyond the one it is delivering; the fetch side already looks ahead
-# `concurrency` windows, so a deeper queue would only hold more events in memory.
+# Windows waiting for a sink beyond the one it is delivering; the fetch side already holds up to
+# twice `concurrency` windows ahead, so a deeper queue would only hold more events in memory.
 MAX_QUEUED_WINDOWS = 1
 
 

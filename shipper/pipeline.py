@@ -3,8 +3,9 @@
 The span runs from the oldest sink cursor minus `lookback` to the `now` read when the cycle
 began. Windows are fetched up to `concurrency` at a time (as many as waiting on the API makes
 worth it, see `FetchLoad`), each with its passes (ordinary and `tenant_only`) side by side
-when that is worth it too, but handed to the sinks strictly in order; each sink commits its
-cursor after every window it finished (see `delivery.py`).
+when that is worth it too, the client keeping the requests in flight to `concurrency` in all;
+they are handed to the sinks strictly in order, and each sink commits its cursor after every
+window it finished (see `delivery.py`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -233,13 +234,13 @@ class Pipeline:
 
     def _deliver_next(
         self,
-        fetch: tuple[int, int, Passes],
+        fetch: _Fetch,
         limit: int,
         planner: WindowPlanner,
         report: CycleReport,
     ) -> None:
         # A method of its own so the fetched passes are dropped as soon as they are delivered.
-        for window in self._resolve(*fetch, limit):
+        for window in self._resolve(fetch.start, fetch.end, fetch.passes, limit):
             self._deliver(window, planner, report)
             if not any(w.active for w in self.workers):
                 return  # nobody is listening: fetching the rest of a split window is waste
@@ -289,20 +290,64 @@ class Pipeline:
         limit = self.target * 4
         threads = lanes * len(self.client.passes)
         with ThreadPoolExecutor(threads, thread_name_prefix="fetch") as pool:
-            pending: deque[tuple[int, int, Passes]] = deque()
+            pending: deque[_Fetch] = deque()
             try:
                 while (pending or not planner.done) and not self.stop.is_set():
-                    while len(pending) < self._lookahead(planner) and not planner.done:
-                        a, b = planner.next_window()
-                        pending.append((a, b, self._submit(pool, a, b, limit)))
+                    self._top_up(pool, planner, pending, limit)
+                    if not pending[0].done and not _await_any(pending):
+                        continue  # a later window finished: its lane takes the next window
                     self._deliver_next(pending.popleft(), limit, planner, report)
                     if not any(w.active for w in self.workers):
                         break
             finally:
-                for *_, passes in pending:
-                    for future in passes:
+                for fetch in pending:
+                    for future in fetch.passes:
                         future.cancel()
         report.interrupted = self.stop.is_set()
+
+    def _top_up(
+        self, pool: ThreadPoolExecutor, planner: WindowPlanner, pending: deque[_Fetch], limit: int
+    ) -> None:
+        """Start windows while fewer than the look-ahead are in flight.
+
+        A window that finished before the ones ahead of it waits, fetched, for its turn to be
+        delivered, and its lane takes the next window meanwhile: a long window at the head no
+        longer idles the other lanes. Up to as many windows as are in flight may wait so; with
+        one window at a time, none does (each is planned from the one before it).
+
+        Memory stays where `window_max_events` puts it whatever the look-ahead: with more than
+        two windows held at once, each is planned smaller, so that together they hold about as
+        many events as four windows of the target.
+        """
+        lookahead = self._lookahead(planner)
+        held = 2 * lookahead if lookahead > 1 else 1
+        share = max(self.target * min(held, 4) // held, planner.min_events)
+        planner.retarget(min(share, self.target))
+        while not planner.done and len(pending) < held:
+            if sum(not fetch.done for fetch in pending) >= lookahead:
+                return
+            a, b = planner.next_window()
+            pending.append(_Fetch(a, b, self._submit(pool, a, b, limit)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetch:
+    """A window being fetched: its span and its passes' futures."""
+
+    start: int
+    end: int
+    passes: Passes
+
+    @property
+    def done(self) -> bool:
+        return all(future.done() for future in self.passes)
+
+
+def _await_any(pending: deque[_Fetch]) -> bool:
+    """Wait until some window in flight finishes; whether it is the first one (the next due)."""
+    running = [future for fetch in pending for future in fetch.passes if not future.done()]
+    wait(running, return_when=FIRST_COMPLETED)
+    return pending[0].done
 
 
 def initial_high_water(settings: SourceSettings, now: float) -> int:

@@ -88,10 +88,12 @@ class AuditLogClient:
             base_url,
             headers,
             timeout,
-            connections=2 * settings.concurrency + 2,  # two passes per window in flight
+            connections=settings.concurrency + 2,  # a spare for a request being torn down
             transport=transport,
             observe=observe,
         )
+        # `concurrency` bounds the requests in flight, whatever the number of passes waiting.
+        self._in_flight = threading.BoundedSemaphore(settings.concurrency)
         # A Retry-After holds back every fetch thread, not only the one that was told.
         self._pause_lock = threading.Lock()
         self._paused_until = 0.0
@@ -122,8 +124,10 @@ class AuditLogClient:
     def _attempt(self, params: Params, organization: str | None = None) -> Page:
         self._hold_back()
         self.requests += 1
+        target = f"{PATH}?{urlencode(params)}"
         try:
-            response = self._http.get(f"{PATH}?{urlencode(params)}")
+            with self._in_flight:
+                response = self._http.get(target)
         except TransportFailure as exc:
             raise RetryableResponseError(redact(str(exc)) or "no detail", cause=exc.cause) from None
         request_id = response.headers.get("x-request-id")

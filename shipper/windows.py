@@ -141,6 +141,12 @@ class WindowPlanner:
         worth_it = int(self.min_events / self._density)
         return max(-(-remaining // self.lanes), worth_it, self.min_length)
 
+    def retarget(self, target: int) -> None:
+        """Aim at `target` events per window from the next one on (the length scaled to match)."""
+        if target != self.target:
+            self.length = max(self.length * target // self.target, self.min_length)
+            self.target = target
+
     def observe(self, start: int, stop: int, count: int) -> None:
         """Adjust the length from a finished window's density (growth at most 8x at a time)."""
         span = max(stop - start, 1)

@@ -62,7 +62,8 @@ class _Handler(BaseHTTPRequestHandler):
         listing = path == LIST_PATH and self.command == "GET"
         emulator._stats.count(listing=listing)
         if listing:
-            self._list(emulator, query)
+            with emulator._stats.answering_list():
+                self._list(emulator, query)
         elif path.startswith("/_emulator/"):
             self._control(emulator, path, body)
         else:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -16,6 +18,7 @@ class Stats:
     requests: int = 0
     list_requests: int = 0
     events_listed: int = 0  # over all list pages: more than the events held means re-reads
+    most_lists_at_once: int = 0  # the most list requests being answered at the same time
     faults_served: dict[str, int] = field(default_factory=dict)
     responses_by_status: dict[int, int] = field(default_factory=dict)
     ignored_params: dict[str, int] = field(default_factory=dict)  # unknown query parameters
@@ -30,11 +33,24 @@ class Recorder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._stats = Stats()
+        self._lists_now = 0
 
     def count(self, *, listing: bool = False) -> None:
         with self._lock:
             self._stats.requests += 1
             self._stats.list_requests += listing
+
+    @contextlib.contextmanager
+    def answering_list(self) -> Iterator[None]:
+        """Around the answer to one list request (its added latency included)."""
+        with self._lock:
+            self._lists_now += 1
+            self._stats.most_lists_at_once = max(self._stats.most_lists_at_once, self._lists_now)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._lists_now -= 1
 
     def listed(self, events: int) -> None:
         with self._lock:

@@ -1,0 +1,143 @@
+"""How windows are fetched at once: `concurrency` bounds the requests in flight, and a slow window
+at the head of the line does not idle the other lanes, while delivery stays in order."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from shipper import app
+from shipper.config import SourceSettings, load_config
+from shipper.delivery import SinkWorker
+from shipper.emulator import Emulator, generate_events
+from shipper.errors import ExitCode
+from shipper.model import AuditEvent
+from shipper.pipeline import Pipeline
+from shipper.sink import SinkContext
+from shipper.state import CursorStore
+from shipper.windows import Cursor, Found
+from sinks.file import FileSettings, FileSink
+from tests.conftest import KEY, T0, config_text, write_config
+
+
+def ids_in(path: Path) -> list[str]:
+    return [orjson.loads(line)["id"] for line in path.read_bytes().splitlines()]
+
+
+def test_concurrency_bounds_the_api_requests_in_flight(tmp_path: Path, admin_key: str) -> None:
+    """`concurrency = 3` means at most three list requests at once, whatever the passes per window."""
+    events = generate_events(3000, start=T0 - 2 * 86400, end=T0, seed=5)
+    with Emulator(api_key=KEY, events=events) as emulator:
+        emulator.page_delay = 0.02  # waiting on the API: every lane is worth using
+        text = config_text(
+            emulator.base_url,
+            tmp_path,
+            extra_source="window_max_events = 200\nconcurrency = 3\n",
+        )
+        outcome = app.run(load_config(write_config(tmp_path, text)), once=True)
+        stats = emulator.stats
+        expected = [e["id"] for e in emulator.events()]
+    assert outcome.exit_code == ExitCode.OK
+    assert ids_in(tmp_path / "out" / "audit.jsonl") == expected
+    assert 2 <= stats.most_lists_at_once <= 3
+
+
+SPAN = 20_000  # seconds of history, one event every STEP seconds
+STEP = 10
+HELD_BACK = 1  # the index of the window whose pass waits for the test (the first one run in lanes)
+
+
+class GatedClient:
+    """Answers each window at once (after a short wait, like an API) except one, held until released.
+
+    Stands in for `AuditLogClient` (`passes`, `fetch_pass`): the test is about scheduling, not HTTP.
+    """
+
+    passes = (False,)
+
+    def __init__(self, lanes: int) -> None:
+        self.lanes = lanes
+        self.started: list[int] = []  # window starts, in the order their pass began
+        self.sizes: list[int] = []  # events in each of those windows
+        self.release = threading.Event()
+        self.more_than_held = threading.Event()
+        self.held_full = threading.Event()  # 2 x lanes windows held, the gated one included
+        self._lock = threading.Lock()
+
+    def fetch_pass(self, start: int, end: int, **_: Any) -> Found:
+        with self._lock:
+            index = len(self.started)
+            self.started.append(start)
+            self.sizes.append(len(range(start + (-start) % STEP, end, STEP)))
+            if index == HELD_BACK + 2 * self.lanes - 1:
+                self.held_full.set()
+            if index > HELD_BACK + 2 * self.lanes - 1:
+                self.more_than_held.set()
+        if index == HELD_BACK:
+            self.release.wait(10)
+        else:
+            time.sleep(0.005)  # a pass that waits on the API, as FetchLoad sees it
+        first = start + (-start) % STEP
+        return {
+            f"e{t:06d}": AuditEvent(f"e{t:06d}", "x", t, json=b'{"id":"e%06d"}' % t)
+            for t in range(first, end, STEP)
+        }
+
+
+@pytest.fixture
+def gated_run(tmp_path: Path) -> Iterator[tuple[GatedClient, threading.Thread, Path]]:
+    lanes = 3
+    client = GatedClient(lanes)
+    settings = SourceSettings(
+        base_url="http://127.0.0.1:9", concurrency=lanes, window_max_events=100, page_size=10
+    )
+    out = tmp_path / "out.jsonl"
+    sink = FileSink(
+        FileSettings(type="file", name="f", path=str(out), format="raw"),
+        SinkContext(state_dir=tmp_path),
+    )
+    worker = SinkWorker(
+        name="f",
+        sink=sink,
+        cursor=Cursor(high_water=int(settings.lookback)),  # the span starts at 0
+        store=CursorStore(tmp_path / "state", "default"),
+        dead_letter_path=tmp_path / "dead.jsonl",
+        lookback=int(settings.lookback),
+    )
+    pipeline = Pipeline(settings, client, [worker], clock=lambda: SPAN)  # type: ignore[arg-type]
+    runner = threading.Thread(target=pipeline.run_cycle, daemon=True)
+    runner.start()
+    try:
+        yield client, runner, out
+    finally:
+        client.release.set()
+        runner.join(10)
+        sink.close()
+
+
+def test_a_slow_window_at_the_head_does_not_idle_the_other_lanes(
+    gated_run: tuple[GatedClient, threading.Thread, Path],
+) -> None:
+    """While the oldest window in flight pages on, the lanes behind it take on further windows,
+    up to as many fetched-and-waiting as are in flight; delivery still waits for the head."""
+    client, runner, out = gated_run
+    assert client.held_full.wait(10), f"only {len(client.started)} windows started"
+    # Twice the lanes are held (in flight or fetched and waiting), and no more.
+    assert not client.more_than_held.wait(0.3)
+    delivered_before = ids_in(out) if out.exists() else []
+    assert all(int(i[1:]) < client.started[HELD_BACK] for i in delivered_before)
+    # Six windows held at once are each planned at two thirds of the target (100 events), so
+    # that together they hold no more than four full windows would.
+    assert max(client.sizes[HELD_BACK:]) <= 100 * 4 // 6 + 1
+
+    client.release.set()
+    runner.join(10)
+    assert not runner.is_alive()
+    ids = ids_in(out)
+    assert ids == [f"e{t:06d}" for t in range(0, SPAN, STEP)]  # all of them, in order, once
