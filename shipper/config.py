@@ -92,7 +92,7 @@ class SourceSettings(_Strict):
         default=8,
         ge=1,
         le=32,
-        description="API requests in flight at once during a backfill (as many time windows fetched side by side).",
+        description="Most API requests in flight at once during a backfill (time windows fetched side by side); a 429 or 503 halves it until clean answers widen it again.",
     )
     window_max_events: int = Field(
         default=5000, ge=100, le=1_000_000, description="Target events per window (bounds memory)."

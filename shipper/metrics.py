@@ -54,6 +54,12 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=r,
         )
+        self.requests_allowed = Gauge(
+            "shipper_api_requests_in_flight_limit",
+            "API requests allowed in flight: source.concurrency, less while the API pushes back.",
+            ["source"],
+            registry=r,
+        )
         self.lag = Gauge(
             "shipper_cursor_lag_seconds",
             "Now minus the sink's high-water mark.",

@@ -25,6 +25,7 @@ from shipper.errors import (
     SourceRefusedError,
     SourceUnavailableError,
 )
+from shipper.inflight import Answer, InFlightLimit
 from shipper.metrics import Metrics
 from shipper.model import AuditEvent
 from shipper.retry import RetryPolicy, parse_retry_after, retrying
@@ -36,6 +37,7 @@ from shipper.windows import Found, WindowOverflowError, assemble, overflow_error
 log = structlog.get_logger("shipper.source")
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+PUSH_BACK = frozenset({429, 503})  # the API (or what is in front of it) asks for less load
 PATH = "/organization/audit_logs"
 MAX_PAGES_PER_WINDOW = 100_000
 
@@ -92,8 +94,11 @@ class AuditLogClient:
             transport=transport,
             observe=observe,
         )
-        # `concurrency` bounds the requests in flight, whatever the number of passes waiting.
-        self._in_flight = threading.BoundedSemaphore(settings.concurrency)
+        # `concurrency` bounds the requests in flight, whatever the number of passes waiting;
+        # fewer while the API pushes back.
+        self._in_flight = InFlightLimit(settings.concurrency)
+        if metrics is not None:
+            metrics.requests_allowed.labels(settings.name).set(settings.concurrency)
         # A Retry-After holds back every fetch thread, not only the one that was told.
         self._pause_lock = threading.Lock()
         self._paused_until = 0.0
@@ -125,11 +130,14 @@ class AuditLogClient:
         self._hold_back()
         self.requests += 1
         target = f"{PATH}?{urlencode(params)}"
+        ticket, status = self._in_flight.acquire(), 0
         try:
-            with self._in_flight:
-                response = self._http.get(target)
+            response = self._http.get(target)
+            status = response.status
         except TransportFailure as exc:
             raise RetryableResponseError(redact(str(exc)) or "no detail", cause=exc.cause) from None
+        finally:
+            self._answered(ticket, status)
         request_id = response.headers.get("x-request-id")
         status = response.status
         if status in RETRYABLE_STATUSES:
@@ -152,6 +160,30 @@ class AuditLogClient:
             raise RetryableResponseError(
                 f"{exc}" + (f" (x-request-id {request_id})" if request_id else "")
             ) from None
+
+    def _answered(self, ticket: int, status: int) -> None:
+        """Hand back a request's slot; say so when the API made the window narrower or wider."""
+        answer: Answer = (
+            "pushed_back" if status in PUSH_BACK else "accepted" if status == 200 else "other"
+        )
+        before = self._in_flight.width
+        width = self._in_flight.release(ticket, answer)
+        if width == before:
+            return
+        if self.metrics is not None:
+            self.metrics.requests_allowed.labels(self.settings.name).set(width)
+        if width < before:
+            log.warning(
+                "api_concurrency_lowered",
+                source=self.settings.name,
+                requests_in_flight=width,
+                concurrency=self.settings.concurrency,
+                reason=f"HTTP {status}: the API asks for fewer requests at once",
+            )
+        elif width == self.settings.concurrency:
+            log.info(
+                "api_concurrency_restored", source=self.settings.name, requests_in_flight=width
+            )
 
     def _pause(self, seconds: float | None) -> None:
         if seconds:

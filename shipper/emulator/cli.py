@@ -36,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
         help="latency added to every list response (benchmarks; requests still overlap)",
     )
     parser.add_argument(
+        "--max-concurrent-lists",
+        type=int,
+        metavar="N",
+        help="answer 429 to a list request arriving while N are being answered (a rate limiter)",
+    )
+    parser.add_argument(
         "--pretty", action="store_true", help="indent list pages (as many JSON APIs do)"
     )
     parser.add_argument(
@@ -61,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.events < 0 or args.days <= 0 or args.page_delay < 0:
         parser.error("--events must be >= 0, --days > 0 and --page-delay >= 0")
+    if args.max_concurrent_lists is not None and args.max_concurrent_lists < 1:
+        parser.error("--max-concurrent-lists must be >= 1")
     api_key = os.environ.get(args.api_key_env)
     if not api_key:
         api_key = DEMO_KEY
@@ -78,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         page_delay=args.page_delay,
+        max_concurrent_lists=args.max_concurrent_lists,
         pretty=args.pretty,
         seed=args.seed,
     ).start()

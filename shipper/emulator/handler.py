@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from shipper.emulator.faults import (
     DELIVERY_FAULTS,
     Canned,
+    Fault,
     api_error,
     bad_request,
     canned_response,
@@ -62,8 +63,11 @@ class _Handler(BaseHTTPRequestHandler):
         listing = path == LIST_PATH and self.command == "GET"
         emulator._stats.count(listing=listing)
         if listing:
-            with emulator._stats.answering_list():
-                self._list(emulator, query)
+            with emulator._stats.answering_list(emulator.max_concurrent_lists) as admitted:
+                if admitted:
+                    self._list(emulator, query)
+                else:  # a rate limiter in front of the API
+                    self.send(canned_response(Fault("429"), ""))
         elif path.startswith("/_emulator/"):
             self._control(emulator, path, body)
         else:

@@ -54,6 +54,7 @@ class Emulator:
         audit_logging_enabled: bool = True,
         keys_without_permission: Iterable[str] = (),
         page_delay: float = 0.0,
+        max_concurrent_lists: int | None = None,
         pretty: bool = False,
         seed: int = 0,
     ) -> None:
@@ -61,6 +62,9 @@ class Emulator:
         self.audit_logging_enabled = audit_logging_enabled
         self.keys_without_permission = frozenset(keys_without_permission)
         self.page_delay = page_delay  # seconds added to every list response
+        # A rate limiter in front of the API: a list request arriving while this many are being
+        # answered gets a 429 at once (None: no limit).
+        self.max_concurrent_lists = max_concurrent_lists
         self.pretty = pretty  # list pages indented, as many JSON APIs send them
         self.order = order
         self.host = host

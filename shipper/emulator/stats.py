@@ -41,16 +41,22 @@ class Recorder:
             self._stats.list_requests += listing
 
     @contextlib.contextmanager
-    def answering_list(self) -> Iterator[None]:
-        """Around the answer to one list request (its added latency included)."""
+    def answering_list(self, most: int | None = None) -> Iterator[bool]:
+        """Around the answer to one list request (its added latency included); yields False,
+        and counts nothing, when `most` are being answered already (the caller refuses it)."""
         with self._lock:
-            self._lists_now += 1
-            self._stats.most_lists_at_once = max(self._stats.most_lists_at_once, self._lists_now)
+            admitted = most is None or self._lists_now < most
+            if admitted:
+                self._lists_now += 1
+                self._stats.most_lists_at_once = max(
+                    self._stats.most_lists_at_once, self._lists_now
+                )
         try:
-            yield
+            yield admitted
         finally:
-            with self._lock:
-                self._lists_now -= 1
+            if admitted:
+                with self._lock:
+                    self._lists_now -= 1
 
     def listed(self, events: int) -> None:
         with self._lock:

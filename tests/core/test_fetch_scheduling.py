@@ -141,3 +141,23 @@ def test_a_slow_window_at_the_head_does_not_idle_the_other_lanes(
     assert not runner.is_alive()
     ids = ids_in(out)
     assert ids == [f"e{t:06d}" for t in range(0, SPAN, STEP)]  # all of them, in order, once
+
+
+def test_a_rate_limiter_narrows_the_requests_in_flight(tmp_path: Path, admin_key: str) -> None:
+    """Against a gateway that refuses a third request at once, `concurrency = 8` settles near two
+    in flight: most requests are answered, not refused and retried, and nothing is lost."""
+    events = generate_events(3000, start=T0 - 2 * 86400, end=T0, seed=5)
+    with Emulator(api_key=KEY, events=events, max_concurrent_lists=2) as emulator:
+        emulator.page_delay = 0.02  # waiting on the API: every lane is worth using
+        text = config_text(
+            emulator.base_url,
+            tmp_path,
+            extra_source="window_max_events = 200\nconcurrency = 8\nretry_max_attempts = 30\n",
+        )
+        outcome = app.run(load_config(write_config(tmp_path, text)), once=True)
+        stats = emulator.stats
+        expected = [e["id"] for e in emulator.events()]
+    assert outcome.exit_code == ExitCode.OK
+    assert ids_in(tmp_path / "out" / "audit.jsonl") == expected
+    refused = stats.responses_by_status.get(429, 0)
+    assert refused < stats.list_requests / 4  # about 30 % when every refusal is simply retried

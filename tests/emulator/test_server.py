@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -809,3 +810,35 @@ def test_cli_uses_the_key_from_the_environment_without_printing_it(tmp_path: Pat
         output = "".join(lines) + proc.stdout.read()
     assert secret not in output
     assert len(lines) == 1
+
+
+def test_a_concurrency_limit_refuses_a_list_request_beyond_it(dataset: list[Event]) -> None:
+    """max_concurrent_lists: a request arriving while that many are answered gets a 429 at once."""
+    headers = {"Authorization": f"Bearer {KEY}"}
+    emu = Emulator(api_key=KEY, events=dataset, page_delay=30, max_concurrent_lists=1).start()
+    slow_client = httpx.Client(base_url=emu.base_url, headers=headers, timeout=60)
+    outcome: list[BaseException | int] = []
+
+    def slow_request() -> None:
+        try:
+            outcome.append(slow_client.get(PATH).status_code)
+        except httpx.HTTPError as exc:  # the emulator hangs up on it when stopped
+            outcome.append(exc)
+
+    slow = threading.Thread(target=slow_request)
+    try:
+        slow.start()
+        deadline = time.monotonic() + 10
+        while emu.stats.most_lists_at_once < 1 and time.monotonic() < deadline:
+            time.sleep(0.005)  # until the first request is being answered
+        with httpx.Client(base_url=emu.base_url, headers=headers, timeout=10) as client:
+            refused = client.get(PATH)
+        still_answering = slow.is_alive() and not outcome
+    finally:
+        emu.stop()  # wakes the handler sleeping out the page delay
+        slow.join(timeout=10)
+        slow_client.close()
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+    assert still_answering  # refused while the first was answered, not after its page delay
+    assert emu.stats.responses_by_status.get(429) == 1

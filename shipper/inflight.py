@@ -1,0 +1,64 @@
+"""How many API requests may be in flight: `concurrency` at most, fewer while the API pushes back.
+
+An additive-increase, multiplicative-decrease window, as TCP and Vector's adaptive request
+concurrency keep one: a 429 or 503 halves the window, and each run of as many answers in a row
+as the window holds, with no push-back among them, widens it by one, back up to `concurrency`.
+A `Retry-After` pause alone would let every waiting thread resume at once, into the same limit,
+and be refused again all together.
+
+The answers to one round of requests all say the same thing, so only the first push-back from
+requests sent at the current window size narrows it: the requests already in flight when it
+narrowed cannot make it narrow again (TCP's one decrease per window of data).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Literal
+
+Answer = Literal["accepted", "pushed_back", "other"]
+
+
+class InFlightLimit:
+    """A counting gate whose width follows the API's answers (thread-safe)."""
+
+    def __init__(self, ceiling: int) -> None:
+        if ceiling < 1:
+            raise ValueError("the ceiling must be at least 1")
+        self.ceiling = ceiling
+        self._width = ceiling
+        self._in_flight = 0
+        self._epoch = 0  # counts narrowings: a request remembers the epoch it was sent in
+        self._streak = 0  # answers accepted in a row since the last change
+        self._changed = threading.Condition()
+
+    @property
+    def width(self) -> int:
+        """Requests allowed in flight now."""
+        return self._width
+
+    def acquire(self) -> int:
+        """Wait for a free slot; returns the ticket to hand back to `release`."""
+        with self._changed:
+            while self._in_flight >= self._width:
+                self._changed.wait()
+            self._in_flight += 1
+            return self._epoch
+
+    def release(self, ticket: int, answer: Answer) -> int:
+        """Free the slot taken with `ticket`, learning from the answer; returns the width now."""
+        with self._changed:
+            self._in_flight -= 1
+            if answer == "pushed_back":
+                self._streak = 0
+                if ticket == self._epoch and self._width > 1:
+                    self._width = max(self._width // 2, 1)
+                    self._epoch += 1
+            elif answer == "accepted" and self._width < self.ceiling:
+                self._streak += 1
+                if self._streak >= self._width:
+                    self._width += 1
+                    self._streak = 0
+                    self._changed.notify_all()
+            self._changed.notify()
+            return self._width
