@@ -16,6 +16,7 @@ from shipper import app
 from shipper.config import SourceSettings, load_config
 from shipper.delivery import SinkWorker
 from shipper.emulator import Emulator, generate_events
+from shipper.emulator.stats import Stats
 from shipper.errors import ExitCode
 from shipper.model import AuditEvent
 from shipper.pipeline import Pipeline
@@ -30,21 +31,25 @@ def ids_in(path: Path) -> list[str]:
     return [orjson.loads(line)["id"] for line in path.read_bytes().splitlines()]
 
 
-def test_concurrency_bounds_the_api_requests_in_flight(tmp_path: Path, admin_key: str) -> None:
-    """`concurrency = 3` means at most three list requests at once, whatever the passes per window."""
+def backfill(tmp_path: Path, extra_source: str, **emulator_options: Any) -> Stats:
+    """A `run --once` over two days of history at 20 ms a page, every event landed in order;
+    what the emulator saw of it."""
     events = generate_events(3000, start=T0 - 2 * 86400, end=T0, seed=5)
-    with Emulator(api_key=KEY, events=events) as emulator:
-        emulator.page_delay = 0.02  # waiting on the API: every lane is worth using
+    with Emulator(api_key=KEY, events=events, page_delay=0.02, **emulator_options) as emulator:
         text = config_text(
-            emulator.base_url,
-            tmp_path,
-            extra_source="window_max_events = 200\nconcurrency = 3\n",
+            emulator.base_url, tmp_path, extra_source=f"window_max_events = 200\n{extra_source}"
         )
         outcome = app.run(load_config(write_config(tmp_path, text)), once=True)
-        stats = emulator.stats
         expected = [e["id"] for e in emulator.events()]
+        stats = emulator.stats
     assert outcome.exit_code == ExitCode.OK
     assert ids_in(tmp_path / "out" / "audit.jsonl") == expected
+    return stats
+
+
+def test_concurrency_bounds_the_api_requests_in_flight(tmp_path: Path, admin_key: str) -> None:
+    """`concurrency = 3` means at most three list requests at once, whatever the passes per window."""
+    stats = backfill(tmp_path, "concurrency = 3\n")  # waiting on the API: every lane is used
     assert 2 <= stats.most_lists_at_once <= 3
 
 
@@ -146,18 +151,6 @@ def test_a_slow_window_at_the_head_does_not_idle_the_other_lanes(
 def test_a_rate_limiter_narrows_the_requests_in_flight(tmp_path: Path, admin_key: str) -> None:
     """Against a gateway that refuses a third request at once, `concurrency = 8` settles near two
     in flight: most requests are answered, not refused and retried, and nothing is lost."""
-    events = generate_events(3000, start=T0 - 2 * 86400, end=T0, seed=5)
-    with Emulator(api_key=KEY, events=events, max_concurrent_lists=2) as emulator:
-        emulator.page_delay = 0.02  # waiting on the API: every lane is worth using
-        text = config_text(
-            emulator.base_url,
-            tmp_path,
-            extra_source="window_max_events = 200\nconcurrency = 8\nretry_max_attempts = 30\n",
-        )
-        outcome = app.run(load_config(write_config(tmp_path, text)), once=True)
-        stats = emulator.stats
-        expected = [e["id"] for e in emulator.events()]
-    assert outcome.exit_code == ExitCode.OK
-    assert ids_in(tmp_path / "out" / "audit.jsonl") == expected
+    stats = backfill(tmp_path, "concurrency = 8\nretry_max_attempts = 30\n", max_concurrent_lists=2)
     refused = stats.responses_by_status.get(429, 0)
     assert refused < stats.list_requests / 4  # about 30 % when every refusal is simply retried
