@@ -45,10 +45,12 @@ class InFlightLimit:
             self._in_flight += 1
             return self._epoch
 
-    def release(self, ticket: int, answer: Answer) -> int:
-        """Free the slot taken with `ticket`, learning from the answer; returns the width now."""
+    def release(self, ticket: int, answer: Answer) -> tuple[int, int]:
+        """Free the slot taken with `ticket`, learning from the answer; returns the width before
+        and after (equal unless this answer changed it)."""
         with self._changed:
             self._in_flight -= 1
+            before = self._width
             if answer == "pushed_back":
                 self._streak = 0
                 if ticket == self._epoch and self._width > 1:
@@ -61,4 +63,4 @@ class InFlightLimit:
                     self._streak = 0
                     self._changed.notify_all()
             self._changed.notify()
-            return self._width
+            return before, self._width

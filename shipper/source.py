@@ -166,8 +166,7 @@ class AuditLogClient:
         answer: Answer = (
             "pushed_back" if status in PUSH_BACK else "accepted" if status == 200 else "other"
         )
-        before = self._in_flight.width
-        width = self._in_flight.release(ticket, answer)
+        before, width = self._in_flight.release(ticket, answer)
         if width == before:
             return
         if self.metrics is not None:

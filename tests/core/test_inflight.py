@@ -13,9 +13,9 @@ def test_a_round_of_refusals_halves_the_window_once() -> None:
     """Every request of a round gets the same 429: the window halves once, not once per answer."""
     limit = InFlightLimit(8)
     tickets = [limit.acquire() for _ in range(8)]
-    widths = [limit.release(ticket, "pushed_back") for ticket in tickets[:6]]
-    assert widths == [4] * 6
-    assert [limit.release(ticket, "accepted") for ticket in tickets[6:]] == [4, 4]
+    changes = [limit.release(ticket, "pushed_back") for ticket in tickets[:6]]
+    assert changes == [(8, 4)] + [(4, 4)] * 5  # one narrowing, reported once
+    assert [limit.release(ticket, "accepted") for ticket in tickets[6:]] == [(4, 4), (4, 4)]
 
 
 def test_a_refusal_of_a_request_sent_after_narrowing_narrows_again() -> None:
@@ -34,7 +34,7 @@ def test_each_clean_round_widens_by_one_up_to_the_ceiling() -> None:
     limit.release(limit.acquire(), "pushed_back")
     limit.release(limit.acquire(), "pushed_back")
     assert limit.width == 1
-    widths = [limit.release(limit.acquire(), "accepted") for _ in range(12)]
+    widths = [limit.release(limit.acquire(), "accepted")[1] for _ in range(12)]
     # one answer at width 1, two at width 2, three at width 3; then it stays at the ceiling
     assert widths == [2, 2, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4]
 

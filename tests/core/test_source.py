@@ -151,3 +151,31 @@ def test_filters_are_sent(emulator: Emulator) -> None:
         T0 - 3 * 86400, T0
     )
     assert events and {e.type for e in events} <= set(wanted)
+
+
+def test_a_429_lowers_the_requests_in_flight_and_clean_answers_restore_them(
+    emulator: Emulator,
+) -> None:
+    """The operator sees the narrowing (a warning and the gauge) and its end (an info line)."""
+    from shipper.metrics import Metrics
+
+    metrics = Metrics()
+    settings = SourceSettings(base_url=emulator.base_url, concurrency=4, retry_max_attempts=4)
+    c = AuditLogClient(settings, SecretStr(KEY), sleep=lambda _: None, metrics=metrics)
+    _open.append(c)
+
+    def allowed() -> float | None:
+        labels = {"source": settings.name}
+        return metrics.registry.get_sample_value("shipper_api_requests_in_flight_limit", labels)
+
+    assert allowed() == 4
+    emulator.inject(Fault(kind="429"))
+    with capture_logs() as logs:
+        c.fetch_window(T0 - 3 * 86400, T0)  # pages one at a time: 2, then 3 and 4 in turn
+    lowered = [e for e in logs if e["event"] == "api_concurrency_lowered"]
+    restored = [e for e in logs if e["event"] == "api_concurrency_restored"]
+    assert len(lowered) == 1 and lowered[0]["requests_in_flight"] == 2
+    assert "HTTP 429" in lowered[0]["reason"]
+    assert len(restored) == 1 and restored[0]["requests_in_flight"] == 4
+    assert allowed() == 4
+    assert c.requests >= 1 + 2 + 3  # the clean answers it took: two at width 2, three at 3
