@@ -21,12 +21,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.perf_procs import PYTHON, ROOT, Measured, emulator, machine, measure
+from bench.perf_procs import PYTHON, ROOT, Measured, emulator, list_answers, machine, measure
 from shipper import logs
 
 DAY = 86_400
@@ -50,6 +51,7 @@ class Scenario:
     days: float
     page_delay: float = 0.0
     variants: tuple[Variant, ...] = (DEFAULTS,)
+    max_concurrent_lists: int | None = None  # a rate limiter in front of the emulator: 429 beyond
 
 
 @dataclass
@@ -59,6 +61,7 @@ class Row:
     runs: list[Measured] = field(default_factory=list)
     startup: list[Measured] = field(default_factory=list)
     written: list[int] = field(default_factory=list)  # events in the output, per run
+    answered: list[tuple[int, int]] = field(default_factory=list)  # (list requests, 429s), per run
 
     def median(
         self, value: Callable[[Measured], float], runs: list[Measured] | None = None
@@ -96,6 +99,14 @@ def full_scenarios() -> list[Scenario]:
             variants=(DEFAULTS, concurrency(12), concurrency(16)),
         ),
         Scenario(
+            "2b. the same behind a rate limiter: a 429 to a fifth request at once",
+            10_000,
+            30,
+            0.05,
+            variants=(DEFAULTS, concurrency(16)),
+            max_concurrent_lists=4,
+        ),
+        Scenario(
             "3. backfill 1,000,000 events over 30 days",
             1_000_000,
             30,
@@ -111,6 +122,7 @@ def quick_scenarios() -> list[Scenario]:
     return [
         Scenario("1. backfill 2,000 events, no added latency", 2_000, 2),
         Scenario("2. backfill 300 events over 2 days, 50 ms a page", 300, 2, 0.05),
+        Scenario("2b. the same, a 429 to a third request at once", 300, 2, 0.05, (DEFAULTS,), 2),
     ]
 
 
@@ -169,38 +181,57 @@ def run_scenario(scenario: Scenario, rounds: int, tmp: Path) -> list[Row]:
     with_floor = scenario.page_delay == 0 and scenario.events <= 200_000
     shippers = {v: Row(v.label, scenario.events) for v in scenario.variants}
     with emulator(
-        tmp, events=scenario.events, days=scenario.days, page_delay=scenario.page_delay
+        tmp,
+        events=scenario.events,
+        days=scenario.days,
+        page_delay=scenario.page_delay,
+        max_concurrent_lists=scenario.max_concurrent_lists,
     ) as url:
         start = int(time.time() - scenario.days * DAY) - 3600
         for _ in range(rounds):
             end = int(time.time()) + 1
-            _record(baseline, run_baseline(tmp, url, start, end, scenario.events))
+            _record(baseline, url, partial(run_baseline, tmp, url, start, end, scenario.events))
             baseline.startup.append(run_baseline(tmp, url, end, end, 0)[0])
             if with_floor:
-                _record(floor, run_baseline(tmp, url, start, end, scenario.events, "floor"))
+                floor_run = partial(run_baseline, tmp, url, start, end, scenario.events, "floor")
+                _record(floor, url, floor_run)
                 floor.startup.append(run_baseline(tmp, url, end, end, 0, "floor")[0])
             for variant, row in shippers.items():
-                _record(row, run_shipper(tmp, url, start, variant, scenario.events))
+                _record(row, url, partial(run_shipper, tmp, url, start, variant, scenario.events))
                 row.startup.append(run_shipper(tmp, url, end + DAY, variant, 0)[0])
     return [baseline, *([floor] if with_floor else []), *shippers.values()]
 
 
-def _record(row: Row, run: tuple[Measured, int]) -> None:
-    row.runs.append(run[0])
-    row.written.append(run[1])
+def _record(row: Row, url: str, run: Callable[[], tuple[Measured, int]]) -> None:
+    """One measured run, with what the emulator answered to it."""
+    requests, refused = list_answers(url)
+    measured, written = run()
+    after = list_answers(url)
+    row.runs.append(measured)
+    row.written.append(written)
+    row.answered.append((after[0] - requests, after[1] - refused))
 
 
 def table(scenario: Scenario, rows: list[Row]) -> str:
+    limited = scenario.max_concurrent_lists is not None
     head = (
         f"**{scenario.name}**\n\n| program | wall s | CPU s | CPU µs/event | µs/event past start-up "
-        "| peak RSS MiB |\n|---|---:|---:|---:|---:|---:|"
+        "| peak RSS MiB |" + (" 429s / requests |" if limited else "")
     )
+    rule = "|---|---:|---:|---:|---:|---:|" + ("---:|" if limited else "")
     body = [
         f"| {r.tool} | {r.median(lambda m: m.wall):.2f} | {r.median(lambda m: m.cpu):.2f} "
         f"| {r.cpu_us:.1f} | {r.marginal_us:.1f} | {r.median(lambda m: m.rss_mib):.0f} |"
+        + (f" {_refusals(r)} |" if limited else "")
         for r in rows
     ]
-    return "\n".join([head, *body])
+    return "\n".join([head, rule, *body])
+
+
+def _refusals(row: Row) -> str:
+    requests = statistics.median(answered[0] for answered in row.answered)
+    refused = statistics.median(answered[1] for answered in row.answered)
+    return f"{refused:.0f} / {requests:.0f}"
 
 
 def ratios(scenario: Scenario, rows: list[Row]) -> list[str]:

@@ -7,6 +7,7 @@ CPU time (user + system) and peak RSS from `os.wait4`'s resource usage of that v
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import resource
@@ -19,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.request import urlopen
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -67,7 +69,13 @@ def _reap(proc: subprocess.Popen[bytes], timeout: float) -> resource.struct_rusa
 
 @contextlib.contextmanager
 def emulator(
-    workdir: Path, *, events: int, days: float, seed: int = 1, page_delay: float = 0.0
+    workdir: Path,
+    *,
+    events: int,
+    days: float,
+    seed: int = 1,
+    page_delay: float = 0.0,
+    max_concurrent_lists: int | None = None,
 ) -> Iterator[str]:
     """An emulator process serving `events` generated events ending now; yields its base URL."""
     port_file = workdir / f"emulator-{events}-{page_delay}.port"
@@ -75,6 +83,8 @@ def emulator(
     argv = [PYTHON, "-m", "shipper.cli", "emulate", "--port", "0", "--port-file", str(port_file)]
     argv += ["--events", str(events), "--days", str(days), "--seed", str(seed)]
     argv += ["--page-delay", str(page_delay)]
+    if max_concurrent_lists is not None:
+        argv += ["--max-concurrent-lists", str(max_concurrent_lists)]
     proc = subprocess.Popen(argv, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, text=True)
     try:
         deadline = time.monotonic() + 600
@@ -90,6 +100,13 @@ def emulator(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def list_answers(base_url: str) -> tuple[int, int]:
+    """(list requests, 429s) the emulator at `base_url` answered so far."""
+    with urlopen(f"{base_url.removesuffix('/v1')}/_emulator/stats", timeout=10) as answer:
+        stats = json.loads(answer.read())  # loopback, our own emulator
+    return stats["list_requests"], stats["responses_by_status"].get("429", 0)
 
 
 def machine() -> str:

@@ -31,6 +31,18 @@ def test_latency_scenario_runs_with_a_page_delay(tmp_path: Path) -> None:
     assert [row.written for row in rows] == [[150], [150]]
 
 
+def test_rate_limited_scenario_counts_what_the_limiter_refused(tmp_path: Path) -> None:
+    """Behind the emulator's limiter every program still writes every event; the table shows
+    each one's 429s against its requests (none for the one-at-a-time baseline)."""
+    scenario = Scenario("smoke limited", 150, 1, page_delay=0.02, max_concurrent_lists=1)
+    rows = run_scenario(scenario, 1, tmp_path)
+    assert [row.written for row in rows] == [[150], [150]]
+    (base_requests, base_refused), (requests, refused) = rows[0].answered[0], rows[1].answered[0]
+    assert base_refused == 0 and base_requests >= 2
+    assert requests > refused >= 0
+    assert f"| 0 / {base_requests} |" in table(scenario, rows)
+
+
 def test_a_short_count_fails_the_benchmark(tmp_path: Path) -> None:
     """A program that wrote fewer events than the emulator holds makes the benchmark fail."""
     with (
