@@ -139,7 +139,6 @@ class AuditLogClient:
         finally:
             self._answered(ticket, status)
         request_id = response.headers.get("x-request-id")
-        status = response.status
         if status in RETRYABLE_STATUSES:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             self._pause(retry_after)
