@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -179,3 +180,19 @@ def test_a_429_lowers_the_requests_in_flight_and_clean_answers_restore_them(
     assert len(restored) == 1 and restored[0]["requests_in_flight"] == 4
     assert allowed() == 4
     assert c.requests >= 1 + 2 + 3  # the clean answers it took: two at width 2, three at 3
+
+
+def test_failed_requests_give_their_slot_back(emulator: Emulator) -> None:
+    """With one request allowed in flight, resets and 500s are retried to the end: a slot kept
+    by a failed request would leave every retry waiting forever."""
+    c = client(emulator, concurrency=1, retry_max_attempts=6)
+    emulator.inject(Fault(kind="reset", count=2))
+    emulator.inject(Fault(kind="500", count=2))
+    fetched: list[int] = []
+    worker = threading.Thread(
+        target=lambda: fetched.append(len(c.fetch_window(T0 - 3600, T0))), daemon=True
+    )
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive() and fetched, "a retry is still waiting for a slot"
+    assert c.retries == 4
