@@ -65,8 +65,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     limit_arenas()  # before the fetch and sink threads start
     config = load_config(args.config)
     logs.configure(config.log.level, config.log.format)
+    from shipper.gcfreeze import freeze_startup
     from shipper.progress import wanted
 
+    freeze_startup()  # the last of start-up's imports is done
     stop = threading.Event()
     install_stop_handlers(stop)
     outcome = app.run(config, once=args.once, stop=stop, progress=wanted(config.log.format))
