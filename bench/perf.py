@@ -1,6 +1,6 @@
 """The shipper against a plain sequential poller (bench/baseline.py), in one run, on loopback.
 
-    .venv/bin/python bench/perf.py            # the full run (about eleven minutes on two cores)
+    .venv/bin/python bench/perf.py            # the full run (about thirteen minutes on two cores)
     .venv/bin/python bench/perf.py --quick    # small sizes, one round: checks that it all works
 
 Scenarios 1-3 serve generated events from an emulator in its own process; each round runs the
@@ -8,7 +8,8 @@ baseline, then the shipper (`shipper run --once`, a raw file sink), each a fresh
 from an empty state, and checks that both wrote every event. The table shows medians over the
 rounds: wall time, CPU time (user + system), CPU per event (all of it, and past start-up: a run
 with nothing to fetch is measured too and subtracted) and peak RSS. Scenario 4 (sinks) is in
-bench/perf_sinks.py. The project's modules are byte-compiled first, as an install has them.
+bench/perf_sinks.py, scenario 5 (follow mode at rest) in bench/perf_idle.py. The project's
+modules are byte-compiled first, as an install has them.
 Printed as a markdown table; the last line names the machine.
 """
 
@@ -284,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="shipper vs a sequential stdlib poller")
     parser.add_argument("--quick", action="store_true", help="small sizes, one round")
     parser.add_argument("--rounds", type=int, help="rounds per scenario (default 3; quick 1)")
-    parser.add_argument("--scenarios", default="1234", help="which scenarios, e.g. 12 or 4")
+    parser.add_argument("--scenarios", default="12345", help="which scenarios, e.g. 12 or 4")
     parser.add_argument("--no-sinks", action="store_true", help="skip scenario 4")
     args = parser.parse_args(argv)
     rounds = args.rounds or (1 if args.quick else 3)
@@ -303,6 +304,12 @@ def main(argv: list[str] | None = None) -> int:
         from bench.perf_sinks import run_sinks
 
         notes += run_sinks(quick=args.quick)
+    if "5" in args.scenarios:
+        from bench.perf_idle import run_idle
+
+        idle, idle_notes = run_idle(quick=args.quick)
+        print(idle + "\n", flush=True)
+        notes += idle_notes
     notes.append(help_startup())
     print("\n".join(f"- {note}" for note in notes))
     print(f"\nMachine: {machine()}. Medians of {rounds} round(s).")

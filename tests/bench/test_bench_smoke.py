@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from bench.perf import DEFAULTS, Scenario, Variant, run_scenario, run_shipper, table
+from bench.perf_idle import measure_idle
+from bench.perf_idle import table as idle_table
 from bench.perf_procs import emulator
 from bench.perf_sinks import events, run_http, run_syslog
 from tests.sinks.rsyslog import rsyslogd_path
@@ -50,6 +52,16 @@ def test_a_short_count_fails_the_benchmark(tmp_path: Path) -> None:
         pytest.raises(RuntimeError, match="wrote 50 events, expected 51"),
     ):
         run_shipper(tmp_path, url, 0, DEFAULTS, 51)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="scenario 5 reads /proc")
+def test_at_rest_scenario_watches_follow_mode_then_cron_runs(tmp_path: Path) -> None:
+    """Scenario 5: follow mode catches up, polls with nothing new and stays up; the cron runs
+    from its caught-up state deliver nothing again (else the scenario fails)."""
+    follow, cron = measure_idle(tmp_path, (1.0,), seconds=3.0, cron_runs=1, events=50)
+    assert follow.cycles >= 1 and follow.rss_mib > 0
+    assert cron.cycles == 1 and cron.cpu > 0
+    assert "| follow, poll_interval 1 s |" in idle_table([follow, cron])
 
 
 def test_http_sinks_deliver_every_event_batched_and_one_by_one() -> None:
