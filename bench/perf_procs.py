@@ -1,7 +1,8 @@
 """Processes for the benchmark: the emulator in its own process, measured runs, the machine line.
 
 Every measured program runs as a child process and is measured alone: wall time around it,
-CPU time (user + system) and peak RSS from `os.wait4`'s resource usage of that very child.
+CPU time (user + system) and peak RSS from `os.wait4`'s resource usage of that very child, as
+bench/launch.py (a small process in between) reports them.
 """
 
 from __future__ import annotations
@@ -10,12 +11,10 @@ import contextlib
 import json
 import os
 import platform
-import resource
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,31 +39,32 @@ class Measured:
 
 
 def measure(argv: list[str], *, timeout: float = 900.0) -> Measured:
-    """Run `argv` to completion; `RuntimeError` with its stderr if it fails."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        began = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=ROOT, env=ENV, stdout=out, stderr=err)
-        usage = _reap(proc, timeout)
-        wall = time.perf_counter() - began
+    """Run `argv` to completion through bench/launch.py (which see: the peak RSS must be the
+    program's own); `RuntimeError` with its stderr if it fails."""
+    with (
+        tempfile.TemporaryFile("w+") as out,
+        tempfile.TemporaryFile("w+") as err,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
+        report = Path(scratch) / "usage.json"
+        launcher = [PYTHON, "-S", "-I", str(ROOT / "bench" / "launch.py"), str(report)]
+        subprocess.run(
+            [*launcher, str(timeout), "--", *argv],
+            cwd=ROOT,
+            env=ENV,
+            stdout=out,
+            stderr=err,
+            timeout=timeout + 60,
+            check=True,
+        )
+        usage = json.loads(report.read_text())
         out.seek(0)
         err.seek(0)
-        if proc.returncode != 0:
+        if usage["exit"] != 0:
             raise RuntimeError(
-                f"{' '.join(argv[:6])} exited {proc.returncode}:\n{err.read()[-3000:]}"
+                f"{' '.join(argv[:6])} exited {usage['exit']}:\n{err.read()[-3000:]}"
             )
-        return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out.read())
-
-
-def _reap(proc: subprocess.Popen[bytes], timeout: float) -> resource.struct_rusage:
-    """Wait for the child with `os.wait4`, which reports that child's own CPU time and peak RSS."""
-    watchdog = threading.Timer(timeout, proc.kill)
-    watchdog.start()
-    try:
-        _, status, usage = os.wait4(proc.pid, 0)
-    finally:
-        watchdog.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return usage
+        return Measured(usage["wall"], usage["cpu"], usage["maxrss_kib"] / 1024, out.read())
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from bench.perf import DEFAULTS, Scenario, Variant, run_scenario, run_shipper, table
 from bench.perf_idle import measure_idle
 from bench.perf_idle import table as idle_table
-from bench.perf_procs import emulator
+from bench.perf_procs import PYTHON, emulator, measure
 from bench.perf_sinks import events, run_http, run_syslog
 from tests.sinks.rsyslog import rsyslogd_path
 
@@ -43,6 +44,17 @@ def test_rate_limited_scenario_counts_what_the_limiter_refused(tmp_path: Path) -
     assert base_refused == 0 and base_requests >= 2
     assert requests > refused >= 0
     assert f"| 0 / {base_requests} |" in table(scenario, rows)
+
+
+def test_a_measured_programs_peak_rss_is_its_own() -> None:
+    """Linux charges a process that execs with the peak RSS of the memory it replaced: started
+    straight from a large benchmark process, a tiny program reported the benchmark's peak."""
+    ballast = bytearray(64 << 20)
+    ballast[::4096] = b"\x01" * len(range(0, len(ballast), 4096))  # make every page resident
+    parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    tiny = measure([PYTHON, "-S", "-c", "pass"])
+    assert tiny.rss_mib < 30 < parent
+    assert tiny.wall > 0 and tiny.cpu > 0
 
 
 def test_a_short_count_fails_the_benchmark(tmp_path: Path) -> None:
