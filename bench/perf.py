@@ -1,6 +1,6 @@
 """The shipper against a plain sequential poller (bench/baseline.py), in one run, on loopback.
 
-    .venv/bin/python bench/perf.py            # the full run (about thirteen minutes on two cores)
+    .venv/bin/python bench/perf.py            # the full run (about fourteen minutes on two cores)
     .venv/bin/python bench/perf.py --quick    # small sizes, one round: checks that it all works
 
 Scenarios 1-3 serve generated events from an emulator in its own process; each round runs the
