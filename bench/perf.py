@@ -143,14 +143,17 @@ def quick_scenarios() -> list[Scenario]:
     ]
 
 
-def shipper_config(workdir: Path, base_url: str, start: int, variant: Variant) -> Path:
-    """A first run (empty state) from `start`, into one raw JSON-lines file."""
+def shipper_config(
+    workdir: Path, base_url: str, start: int, variant: Variant, tables: str = ""
+) -> Path:
+    """A first run (empty state) from `start`, into one raw JSON-lines file (`tables`: more
+    top-level tables, such as `[metrics]`)."""
     when = dt.datetime.fromtimestamp(start, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     config = workdir / "shipper.toml"
     config.write_text(
         f'[source]\nbase_url = "{base_url}"\napi_key_env = "OPENAI_ADMIN_KEY"\n'
         f'start_at = "{when}"\n{variant.source}'
-        f'[state]\ndir = "{workdir}/state"\n[log]\nformat = "json"\nlevel = "warning"\n'
+        f'[state]\ndir = "{workdir}/state"\n[log]\nformat = "json"\nlevel = "warning"\n{tables}'
         f'[[sinks]]\ntype = "file"\nname = "archive"\npath = "{workdir}/out.jsonl"\nformat = "raw"\n'
     )
     return config

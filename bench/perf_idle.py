@@ -27,6 +27,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.perf import DAY, Variant, lines, shipper_config
 from bench.perf_procs import ENV, PYTHON, ROOT, Measured, emulator, list_answers, measure
 
 PASSES = 2  # the ordinary and the tenant_only listing
@@ -98,23 +99,17 @@ def _rss_mib(pid: int) -> float:
 
 
 def _lines(path: Path) -> int:
-    return path.read_bytes().count(b"\n") if path.exists() else 0
+    return lines(path) if path.exists() else 0
 
 
 @contextlib.contextmanager
 def _follower(tmp: Path, poll_interval: float, events: int) -> Iterator[_Follower]:
     workdir = Path(tempfile.mkdtemp(dir=tmp, prefix="idle-"))
-    out = workdir / "out.jsonl"
+    out = workdir / "out.jsonl"  # where shipper_config points the sink
     with emulator(workdir, events=events, days=1) as url:
-        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 2 * 86400))
-        config = workdir / "shipper.toml"
-        config.write_text(
-            f'[source]\nbase_url = "{url}"\napi_key_env = "OPENAI_ADMIN_KEY"\n'
-            f'start_at = "{when}"\npoll_interval = "{poll_interval:g}s"\n'
-            f'[state]\ndir = "{workdir}/state"\n[log]\nformat = "json"\nlevel = "warning"\n'
-            f'[metrics]\nlisten = "127.0.0.1:0"\n'
-            f'[[sinks]]\ntype = "file"\nname = "archive"\npath = "{out}"\nformat = "raw"\n'
-        )
+        follow = Variant("follow mode", f'poll_interval = "{poll_interval:g}s"\n')
+        metrics = '[metrics]\nlisten = "127.0.0.1:0"\n'
+        config = shipper_config(workdir, url, int(time.time()) - 2 * DAY, follow, metrics)
         argv = [PYTHON, "-m", "shipper.cli", "run", "--config", str(config)]
         proc = subprocess.Popen(argv, cwd=ROOT, env=ENV, stderr=subprocess.DEVNULL)
         follower = _Follower(poll_interval, url, config, out, proc)

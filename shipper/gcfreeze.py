@@ -14,7 +14,6 @@ from __future__ import annotations
 import gc
 
 
-def freeze_startup() -> int:
-    """Freeze every object tracked now; how many are frozen in all."""
+def freeze_startup() -> None:
+    """Freeze every object the collector tracks now."""
     gc.freeze()
-    return gc.get_freeze_count()

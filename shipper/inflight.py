@@ -61,6 +61,9 @@ class InFlightLimit:
                 if self._streak >= self._width:
                     self._width += 1
                     self._streak = 0
-                    self._changed.notify_all()
-            self._changed.notify()
+            # A wider window frees two slots (this one and the new one): wake every waiter.
+            if self._width > before:
+                self._changed.notify_all()
+            else:
+                self._changed.notify()
             return before, self._width
