@@ -213,30 +213,59 @@ def _unexpected(obj: JsonDict, keys: tuple[str, ...], kind: type) -> JsonDict:
 
 
 def _read_user(actor: Actor, user: JsonDict) -> None:
-    actor.user_id = _str(user.get("id"))
-    actor.user_email = _str(user.get("email"))
+    user_id, email = user.get("id"), user.get("email")
+    actor.user_id = _str(user_id)
+    actor.user_email = _str(email)
+    # The common shape, checked without building anything: no undeclared key, and every value
+    # read as sent (`_str(v) is v` unless v is there with another shape).
+    if user.keys() <= _USER_KEYS and actor.user_id is user_id and actor.user_email is email:
+        return
     extra = _rest(user, _USER_KEYS) | _unexpected(user, ("id", "email"), str)
     if extra:
         actor.extra["user"] = extra
 
 
+def _dict_or_none(value: Any) -> bool:
+    return value is None or isinstance(value, dict)
+
+
 def _read_session(actor: Actor, session: JsonDict) -> None:
-    _read_user(actor, _dict(session.get("user")))
-    actor.ip = _str(session.get("ip_address"))
-    actor.user_agent = _str(session.get("user_agent"))
-    actor.ja3 = _str(session.get("ja3"))
-    actor.ja4 = _str(session.get("ja4"))
-    actor.geo = _dict(session.get("ip_address_details"))
+    user, details = session.get("user"), session.get("ip_address_details")
+    ip, agent = session.get("ip_address"), session.get("user_agent")
+    ja3, ja4 = session.get("ja3"), session.get("ja4")
+    _read_user(actor, _dict(user))
+    actor.ip, actor.user_agent, actor.ja3, actor.ja4 = _str(ip), _str(agent), _str(ja3), _str(ja4)
+    actor.geo = _dict(details)
+    if (
+        session.keys() <= _SESSION_KEYS
+        and actor.ip is ip
+        and actor.user_agent is agent
+        and actor.ja3 is ja3
+        and actor.ja4 is ja4
+        and _dict_or_none(user)
+        and _dict_or_none(details)
+    ):
+        return
     actor.extra.update(_rest(session, _SESSION_KEYS))
     actor.extra.update(_unexpected(session, ("ip_address", "user_agent", "ja3", "ja4"), str))
     actor.extra.update(_unexpected(session, ("user", "ip_address_details"), dict))
 
 
 def _read_api_key(actor: Actor, key: JsonDict) -> None:
-    actor.api_key_id = _str(key.get("id"))
-    actor.api_key_kind = _str(key.get("type"))
-    _read_user(actor, _dict(key.get("user")))
-    actor.service_account_id = _str(_dict(key.get("service_account")).get("id"))
+    key_id, kind = key.get("id"), key.get("type")
+    user, account = key.get("user"), key.get("service_account")
+    actor.api_key_id = _str(key_id)
+    actor.api_key_kind = _str(kind)
+    _read_user(actor, _dict(user))
+    actor.service_account_id = _str(_dict(account).get("id"))
+    if (
+        key.keys() <= _API_KEY_KEYS
+        and actor.api_key_id is key_id
+        and actor.api_key_kind is kind
+        and _dict_or_none(user)
+        and _dict_or_none(account)
+    ):
+        return
     actor.extra.update(_rest(key, _API_KEY_KEYS))
     actor.extra.update(_unexpected(key, ("id", "type"), str))
     actor.extra.update(_unexpected(key, ("user", "service_account"), dict))
@@ -255,7 +284,8 @@ def read_actor(raw: Any) -> Actor:
         _read_api_key(actor, _dict(detail))
     elif detail is not None:
         actor.extra[kind or "detail"] = detail
-    if extra := {k: v for k, v in raw.items() if k not in ("type", kind)}:
+    declared = ("type" in raw) + (kind is not None and kind != "type" and kind in raw)
+    if len(raw) > declared and (extra := {k: v for k, v in raw.items() if k not in ("type", kind)}):
         actor.extra.update(extra)
     return actor
 
@@ -300,14 +330,14 @@ def normalize(event: AuditEvent) -> JsonDict:
         "target_type": target_type,
         "target_id": _str(_dict(payload).get("id")),
     }
-    geo = actor.geo
-    for key, name in _GEO_KEYS:
-        doc[key] = geo.get(name)
+    if geo := actor.geo:  # API-key actors have none: skip seven lookups
+        for key, name in _GEO_KEYS:
+            doc[key] = geo.get(name)
     doc["payload"] = payload
     if actor.extra:
         doc["actor_extra"] = actor.extra
-    if geo_extra := _rest(actor.geo, _GEO_KNOWN):
-        doc["actor_geo_extra"] = geo_extra
+    if geo and not geo.keys() <= _GEO_KNOWN:
+        doc["actor_geo_extra"] = _rest(geo, _GEO_KNOWN)
     if extra := {k: v for k, v in raw.items() if k not in _DECLARED_TOP_LEVEL and k != event.type}:
         doc["extra"] = extra
     return {k: v for k, v in doc.items() if v is not None}
