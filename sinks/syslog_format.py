@@ -71,7 +71,11 @@ def facility_number(value: str | int) -> int:
 
 def severity_of(event: AuditEvent) -> int:
     """Failures (`*.failed` types) are warnings; everything else is a notice."""
-    return SEVERITY_WARNING if outcome_of(event.type) == "failure" else SEVERITY_NOTICE
+    return severity_of_type(event.type)
+
+
+def severity_of_type(event_type: str) -> int:
+    return SEVERITY_WARNING if outcome_of(event_type) == "failure" else SEVERITY_NOTICE
 
 
 @functools.lru_cache(maxsize=512)  # MSGID is the event type: a few hundred values, every event
@@ -97,6 +101,17 @@ def structured_data(sd_id: str, params: dict[str, str | None]) -> str:
     """One SD-ELEMENT; parameters whose value is None are left out."""
     pairs = "".join(f' {k}="{sd_param_value(v)}"' for k, v in params.items() if v is not None)
     return f"[{sd_id}{pairs}]"
+
+
+@functools.lru_cache(maxsize=1024)  # types x organizations: a few hundred, every event
+def _by_type(
+    facility: int, sd_id: str, event_type: str, organization: str | None
+) -> tuple[int, str, str]:
+    """What of an RFC 5424 header the event's type and organization fix: PRI, MSGID, and the
+    structured data after its first parameter (the event id, which differs every time)."""
+    pri = facility * 8 + severity_of_type(event_type)
+    element = structured_data(sd_id, {"type": event_type, "org": organization})
+    return pri, header_field(event_type, MAX_MSGID), element[len(sd_id) + 1 :]
 
 
 def rfc3164_timestamp(seconds: int) -> str:
@@ -146,13 +161,10 @@ class Header:
         return self._rfc5424(event) + BOM + body
 
     def _rfc5424(self, event: AuditEvent) -> bytes:
-        sd = structured_data(
-            self.sd_id, {"id": event.id, "type": event.type, "org": event.organization}
-        )
-        msgid = header_field(event.type, MAX_MSGID)
+        pri, msgid, sd_rest = _by_type(self.facility, self.sd_id, event.type, event.organization)
         head = (
-            f"<{self.pri(event)}>1 {event.timestamp} {self.hostname} {self.app_name} "
-            f"{self.procid} {msgid} {sd} "
+            f"<{pri}>1 {event.timestamp} {self.hostname} {self.app_name} {self.procid} "
+            f'{msgid} [{self.sd_id} id="{sd_param_value(event.id)}"{sd_rest} '
         )
         return head.encode("utf-8")
 

@@ -131,6 +131,31 @@ def test_failures_are_warnings_and_the_rest_notices() -> None:
     assert header(facility=23).pri(make_event(event_type="login.succeeded")) == 23 * 8 + 5
 
 
+def test_each_message_has_its_own_fields_though_a_type_header_part_is_reused() -> None:
+    """Parts of the header fixed by type and organization are built once and reused: each
+    message still carries its own id, organization, time and severity, whatever came before."""
+    sent = [
+        (header(facility=4), make_event(event_id="a-1", event_type="login.failed", org="acme")),
+        (header(facility=4), make_event(event_id="a-2", event_type="login.failed", org=None)),
+        (header(facility=4, sd_id="x@1"), make_event(event_id="a-3", event_type="login.failed")),
+        (header(facility=23), make_event(event_id='a"4', event_type="login.failed", org="zeta")),
+        (header(facility=23), make_event(event_type="login.succeeded", effective_at=86_400)),
+    ]
+    got = [parse_5424(h.message(event, b"{}")) for h, event in sent]
+    assert [(m["pri"], m["timestamp"], m["msgid"], m["sd"]) for m in got] == [
+        (36, "2024-07-12T17:09:50Z", "login.failed",
+         {"openai@32473": {"id": "a-1", "type": "login.failed", "org": "acme"}}),
+        (36, "2024-07-12T17:09:50Z", "login.failed",
+         {"openai@32473": {"id": "a-2", "type": "login.failed"}}),
+        (36, "2024-07-12T17:09:50Z", "login.failed",
+         {"x@1": {"id": "a-3", "type": "login.failed", "org": "acme"}}),
+        (188, "2024-07-12T17:09:50Z", "login.failed",
+         {"openai@32473": {"id": 'a"4', "type": "login.failed", "org": "zeta"}}),
+        (189, "1970-01-02T00:00:00Z", "login.succeeded",
+         {"openai@32473": {"id": "audit_log-1", "type": "login.succeeded", "org": "acme"}}),
+    ]  # fmt: skip
+
+
 def test_organization_absent_leaves_org_out_of_structured_data() -> None:
     """An event without an organization label has no `org` parameter."""
     message = header().message(make_event(org=None), b"{}")
