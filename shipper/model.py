@@ -225,7 +225,7 @@ def _read_user(actor: Actor, user: JsonDict) -> None:
         actor.extra["user"] = extra
 
 
-def _dict_or_none(value: Any) -> bool:
+def _is_dict_or_none(value: Any) -> bool:
     return value is None or isinstance(value, dict)
 
 
@@ -242,8 +242,8 @@ def _read_session(actor: Actor, session: JsonDict) -> None:
         and actor.user_agent is agent
         and actor.ja3 is ja3
         and actor.ja4 is ja4
-        and _dict_or_none(user)
-        and _dict_or_none(details)
+        and _is_dict_or_none(user)
+        and _is_dict_or_none(details)
     ):
         return
     actor.extra.update(_rest(session, _SESSION_KEYS))
@@ -262,8 +262,8 @@ def _read_api_key(actor: Actor, key: JsonDict) -> None:
         key.keys() <= _API_KEY_KEYS
         and actor.api_key_id is key_id
         and actor.api_key_kind is kind
-        and _dict_or_none(user)
-        and _dict_or_none(account)
+        and _is_dict_or_none(user)
+        and _is_dict_or_none(account)
     ):
         return
     actor.extra.update(_rest(key, _API_KEY_KEYS))
@@ -284,9 +284,9 @@ def read_actor(raw: Any) -> Actor:
         _read_api_key(actor, _dict(detail))
     elif detail is not None:
         actor.extra[kind or "detail"] = detail
-    declared = ("type" in raw) + (kind is not None and kind != "type" and kind in raw)
-    if len(raw) > declared and (extra := {k: v for k, v in raw.items() if k not in ("type", kind)}):
-        actor.extra.update(extra)
+    read = ("type" in raw) + (kind is not None and kind != "type" and kind in raw)
+    if len(raw) > read:  # keys besides `type` and the kind's own object
+        actor.extra.update({k: v for k, v in raw.items() if k not in ("type", kind)})
     return actor
 
 

@@ -104,7 +104,7 @@ def structured_data(sd_id: str, params: dict[str, str | None]) -> str:
 
 
 @functools.lru_cache(maxsize=1024)  # types x organizations: a few hundred, every event
-def _by_type(
+def _parts_fixed_by_type(
     facility: int, sd_id: str, event_type: str, organization: str | None
 ) -> tuple[int, str, str]:
     """What of an RFC 5424 header the event's type and organization fix: PRI, MSGID, and the
@@ -161,7 +161,9 @@ class Header:
         return self._rfc5424(event) + BOM + body
 
     def _rfc5424(self, event: AuditEvent) -> bytes:
-        pri, msgid, sd_rest = _by_type(self.facility, self.sd_id, event.type, event.organization)
+        pri, msgid, sd_rest = _parts_fixed_by_type(
+            self.facility, self.sd_id, event.type, event.organization
+        )
         head = (
             f"<{pri}>1 {event.timestamp} {self.hostname} {self.app_name} {self.procid} "
             f'{msgid} [{self.sd_id} id="{sd_param_value(event.id)}"{sd_rest} '
