@@ -54,6 +54,7 @@ _SD_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _SD_ANY = re.compile(r'["\\\]\x00-\x1f\x7f-\x9f\ud800-\udfff]')
 _BREAKING_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _BYTE_ESCAPES = {b"\n": b"\\n", b"\r": b"\\r"}
+_EPOCH = dt.date(1970, 1, 1)
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -84,6 +85,7 @@ def header_field(value: str, max_length: int) -> str:
     return _NOT_HEADER_CHAR.sub("_", value)[:max_length] or NILVALUE
 
 
+@functools.lru_cache(maxsize=64)  # the sink's app name: one value, every message
 def tag_field(value: str) -> str:
     """An RFC 3164 TAG: letters, digits, `_`, `.` and `-`, at most 32 characters."""
     return _NOT_TAG_CHAR.sub("_", value)[:MAX_TAG] or "shipper"
@@ -115,9 +117,19 @@ def _parts_fixed_by_type(
 
 
 def rfc3164_timestamp(seconds: int) -> str:
-    """`Mmm dd hh:mm:ss` in UTC (RFC 3164 has no year and no zone)."""
-    when = dt.datetime.fromtimestamp(seconds, dt.UTC)
-    return f"{_MONTHS[when.month - 1]} {when.day:2d} {when:%H:%M:%S}"
+    """`Mmm dd hh:mm:ss` in UTC (RFC 3164 has no year and no zone).
+
+    Written for every message: the date is looked up per day and the time of day is plain
+    arithmetic, as `shipper.model.rfc3339` does.
+    """
+    day, rest = divmod(int(seconds), 86_400)
+    return f"{_rfc3164_date(day)} {rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _rfc3164_date(day: int) -> str:
+    when = _EPOCH + dt.timedelta(days=day)
+    return f"{_MONTHS[when.month - 1]} {when.day:2d}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -188,6 +189,17 @@ def test_unknown_facilities_are_refused(bad: Any) -> None:
     """Anything else is a ValueError naming the valid choices."""
     with pytest.raises(ValueError, match="local0"):
         facility_number(bad)
+
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@given(st.integers(min_value=-(2**31), max_value=253_402_300_799))  # 1901 .. the end of 9999
+def test_rfc3164_timestamp_is_the_calendar_time_in_utc(seconds: int) -> None:
+    """The per-day lookup and the arithmetic give what the calendar gives, any second."""
+    when = dt.datetime.fromtimestamp(seconds, dt.UTC)
+    month = MONTHS[when.month - 1]  # not %b: that follows the locale
+    assert rfc3164_timestamp(seconds) == f"{month} {when.day:2d} {when:%H:%M:%S}"
 
 
 def test_rfc3164_timestamp_pads_the_day_with_a_space() -> None:
