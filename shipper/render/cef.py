@@ -62,8 +62,8 @@ def _ip_fields(view: EventView) -> list[tuple[str, str | None]]:
     if view.ip is None:
         return []
     if view.ip.version == 4:
-        return [("src", str(view.ip))]
-    return [("c6a2", str(view.ip)), ("c6a2Label", "Source IPv6 Address")]
+        return [("src", view.ip_text)]
+    return [("c6a2", view.ip_text), ("c6a2Label", "Source IPv6 Address")]
 
 
 def _custom(view: EventView) -> list[tuple[str, str | None]]:

@@ -84,7 +84,7 @@ def _source(view: EventView) -> JsonDict | None:
     raw_ip = view.raw_ip if isinstance(view.raw_ip, str) and view.raw_ip else None
     return _obj(
         address=raw_ip,
-        ip=str(view.ip) if view.ip else None,
+        ip=view.ip_text,
         geo=_obj(
             country_iso_code=geo.country,
             city_name=geo.city,
@@ -105,7 +105,7 @@ def _related(view: EventView) -> JsonDict | None:
         view.principal_id if view.principal_type == "user" else None,
         view.target_id if _is_user_target(view) else None,
     )
-    return _obj(ip=[str(view.ip)] if view.ip else None, user=users)
+    return _obj(ip=[view.ip_text] if view.ip_text else None, user=users)
 
 
 def _openai(view: EventView) -> JsonDict:

@@ -11,7 +11,10 @@ import ipaddress
 import math
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
+
+import orjson
 
 from shipper.mapping import Mapping, mapping_for
 from shipper.model import Actor, AuditEvent, JsonDict, read_actor
@@ -42,12 +45,25 @@ class Geo:
 
 def parse_ip(value: Any) -> IPAddress | None:
     """An IP address that every SIEM accepts (no zone index, no surrounding text), else None."""
+    return read_ip(value)[0]
+
+
+def read_ip(value: Any) -> tuple[IPAddress | None, str | None]:
+    """`parse_ip`, with the address's canonical text (what the renderers write)."""
     if not isinstance(value, str) or "%" in value or len(value) > 45:
-        return None
+        return None, None
+    return _read_ip_text(value)
+
+
+@lru_cache(maxsize=4096)
+def _read_ip_text(value: str) -> tuple[IPAddress | None, str | None]:
+    # Cached: an organization's audit log comes from few addresses, each seen again and again,
+    # and parsing one costs more than the rest of its source fields. The results are immutable.
     try:
-        return ipaddress.ip_address(value)
+        ip = ipaddress.ip_address(value)
     except ValueError:
-        return None
+        return None, None
+    return ip, str(ip)
 
 
 def valid_email(value: str | None) -> str | None:
@@ -107,11 +123,35 @@ def _convert(details: JsonDict) -> dict[str, Any]:
 
 
 def parse_geo(details: Any) -> Geo:
-    """Convert `ip_address_details`; anything unparseable (or unknown) lands in `leftover`."""
+    """Convert `ip_address_details`; anything unparseable (or unknown) lands in `leftover`.
+
+    The result is shared between events with the same details: treat it, `leftover` included,
+    as immutable.
+    """
     if details is None:
-        return Geo()
+        return _NO_GEO
     if not isinstance(details, dict):
         return Geo(leftover={"value": details})
+    try:
+        # The key is the details' JSON, not their items: equal items may differ in type (1,
+        # 1.0 and True; 0.0 and -0.0), and each converts differently.
+        key = orjson.dumps(details)
+    except TypeError:  # not JSON (an integer beyond 64 bits): not worth a key
+        return _parse_geo(details)
+    return _parse_geo_json(key)
+
+
+_NO_GEO = Geo()
+
+
+@lru_cache(maxsize=4096)
+def _parse_geo_json(key: bytes) -> Geo:
+    # Cached for the reason `_read_ip_text` is: the details come with the address, and repeat.
+    details: JsonDict = orjson.loads(key)
+    return _parse_geo(details)
+
+
+def _parse_geo(details: JsonDict) -> Geo:
     done = _convert(details)
     return Geo(
         country=done["country"],
@@ -133,6 +173,7 @@ class EventView:
     mapping: Mapping
     actor: Actor
     ip: IPAddress | None
+    ip_text: str | None  # `ip` in canonical form
     raw_ip: Any
     geo: Geo
     project_id: str | None
@@ -196,11 +237,13 @@ def view_of(event: AuditEvent) -> EventView:
     def first(path: Any) -> str | None:
         return path.first(payload) if path is not None else None
 
+    ip, ip_text = read_ip(actor.ip)
     return EventView(
         event=event,
         mapping=mapping,
         actor=actor,
-        ip=parse_ip(actor.ip),
+        ip=ip,
+        ip_text=ip_text,
         raw_ip=_session_field(raw_actor, "ip_address"),
         geo=parse_geo(_session_field(raw_actor, "ip_address_details")),
         project_id=_text_value(project.get("id")),

@@ -53,7 +53,7 @@ def _src_endpoint(view: EventView) -> JsonDict | None:
     if view.ip is None:
         return None
     geo = view.geo
-    endpoint: JsonDict = {"ip": str(view.ip)}
+    endpoint: JsonDict = {"ip": view.ip_text}
     if geo.country or geo.city or geo.region:
         location: JsonDict = {"country": geo.country, "city": geo.city, "region": geo.region}
         location |= {"lat": geo.lat, "long": geo.lon} if geo.lat is not None else {}
