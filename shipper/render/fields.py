@@ -43,13 +43,9 @@ class Geo:
     leftover: JsonDict = field(default_factory=dict)
 
 
-def parse_ip(value: Any) -> IPAddress | None:
-    """An IP address that every SIEM accepts (no zone index, no surrounding text), else None."""
-    return read_ip(value)[0]
-
-
 def read_ip(value: Any) -> tuple[IPAddress | None, str | None]:
-    """`parse_ip`, with the address's canonical text (what the renderers write)."""
+    """An IP address that every SIEM accepts (no zone index, no surrounding text) and its
+    canonical text, which is what the renderers write; `(None, None)` for anything else."""
     if not isinstance(value, str) or "%" in value or len(value) > 45:
         return None, None
     return _read_ip_text(value)
