@@ -70,13 +70,11 @@ def facility_number(value: str | int) -> int:
     raise ValueError(f"facility {value!r} is not a number 0..23 or one of: {names}")
 
 
-def severity_of(event: AuditEvent) -> int:
-    """Failures (`*.failed` types) are warnings; everything else is a notice."""
-    return severity_of_type(event.type)
-
-
-def severity_of_type(event_type: str) -> int:
-    return SEVERITY_WARNING if outcome_of(event_type) == "failure" else SEVERITY_NOTICE
+def pri_of(facility: int, event_type: str) -> int:
+    """PRI: the facility, and the severity of the type (failures, `*.failed` types, are
+    warnings; everything else is a notice)."""
+    severity = SEVERITY_WARNING if outcome_of(event_type) == "failure" else SEVERITY_NOTICE
+    return facility * 8 + severity
 
 
 @functools.lru_cache(maxsize=512)  # MSGID is the event type: a few hundred values, every event
@@ -111,7 +109,7 @@ def _parts_fixed_by_type(
 ) -> tuple[int, str, str]:
     """What of an RFC 5424 header the event's type and organization fix: PRI, MSGID, and the
     structured data after its first parameter (the event id, which differs every time)."""
-    pri = facility * 8 + severity_of_type(event_type)
+    pri = pri_of(facility, event_type)
     element = structured_data(sd_id, {"type": event_type, "org": organization})
     return pri, header_field(event_type, MAX_MSGID), element[len(sd_id) + 1 :]
 
@@ -164,7 +162,7 @@ class Header:
         )
 
     def pri(self, event: AuditEvent) -> int:
-        return self.facility * 8 + severity_of(event)
+        return pri_of(self.facility, event.type)
 
     def message(self, event: AuditEvent, body: bytes) -> bytes:
         """One syslog message (unframed) carrying `body`."""
