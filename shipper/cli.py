@@ -60,7 +60,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from shipper import app, logs
     from shipper.config import load_config
     from shipper.malloc import limit_arenas
-    from shipper.signals import install_stop_handlers
+    from shipper.signals import install_reopen_handler, install_stop_handlers
 
     limit_arenas()  # before the fetch and sink threads start
     config = load_config(args.config)
@@ -71,6 +71,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     freeze_startup()  # the last of start-up's imports is done
     stop = threading.Event()
     install_stop_handlers(stop)
+    if not args.once:
+        install_reopen_handler()
     outcome = app.run(config, once=args.once, stop=stop, progress=wanted(config.log.format))
     return int(outcome.exit_code)
 

@@ -1,4 +1,4 @@
-"""SIGTERM and SIGINT as a stop request: what follow mode and the emulator stop on."""
+"""SIGTERM and SIGINT as a stop request (follow mode, the emulator); SIGHUP as a reopen request."""
 
 from __future__ import annotations
 
@@ -27,3 +27,26 @@ def install_stop_handlers(stop: threading.Event) -> None:
     handler = stop_handler(stop)
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+
+
+class _ReopenRequests:
+    """Bumped by SIGHUP; file sinks compare it with the value they opened under before writing.
+
+    A plain int: the handler may neither take a lock nor start work the main thread waits on.
+    """
+
+    generation = 0
+
+
+def reopen_generation() -> int:
+    """How many reopen requests (SIGHUP) this process has received."""
+    return _ReopenRequests.generation
+
+
+def _request_reopen(signum: int, frame: FrameType | None) -> None:
+    _ReopenRequests.generation += 1
+
+
+def install_reopen_handler() -> None:
+    """SIGHUP asks file sinks to reopen their files (after logrotate), as nginx and rsyslog do."""
+    signal.signal(signal.SIGHUP, _request_reopen)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -21,11 +21,14 @@ from shipper.errors import SinkRetryableError
 from shipper.fsutil import open_append, write_all
 from shipper.model import AuditEvent
 from shipper.render import JSON_FORMATS, Renderer, renderer
+from shipper.signals import reopen_generation
 from shipper.sink import Rejection, SinkContext, SinkSettings
 
 log = structlog.get_logger("shipper.sinks.file")
 
-MAX_OPEN_FILES = 8
+# Descriptors one sink keeps open: an hourly template over weeks of history would otherwise
+# hit EMFILE. The least recently written is fsync'd and closed first.
+MAX_OPEN_FILES = 32
 # strftime directives that change within a day; a template without them names one file per day.
 _INTRADAY = re.compile(r"%[-_0^#]?[HIklpPMSsTRrXcf]")
 _MAX_CACHED_PATHS = 4096
@@ -36,6 +39,16 @@ class FileSettings(SinkSettings):
 
     path: str = Field(description="Output file; strftime placeholders make per-day files.")
     allowed_formats: ClassVar[tuple[str, ...]] = ("raw", "normalized", "ecs", "ocsf", "cef")
+
+
+def _still_at(fd: int, path: Path) -> bool:
+    """Whether `path` still names the file `fd` is open on (what WatchedFileHandler checks)."""
+    try:
+        named = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def repair_torn_tail(fd: int, path: Path) -> int:
@@ -70,8 +83,9 @@ class FileSink:
         self._path_step = 1 if _INTRADAY.search(settings.path) else 86400
         self._paths: dict[int, Path] = {}
         self._render = _line_renderer(settings.format)
-        self._fds: dict[Path, int] = {}
+        self._fds: OrderedDict[Path, int] = OrderedDict()  # least recently written first
         self._dirty: set[Path] = set()
+        self._generation = reopen_generation()
 
     def _path_for(self, event: AuditEvent) -> Path:
         if not self._templated:
@@ -86,27 +100,63 @@ class FileSink:
         return path
 
     def _fd(self, path: Path) -> int:
+        """The descriptor to append to `path`, reopened if the file was renamed or deleted."""
         fd = self._fds.get(path)
-        if fd is None:
-            if len(self._fds) >= MAX_OPEN_FILES:
-                self._close_clean()
-            try:
-                fd = open_append(path)
-                repair_torn_tail(fd, path)
-            except OSError as exc:
-                raise SinkRetryableError(self.name, f"cannot open {path}: {exc.strerror}") from None
-            self._fds[path] = fd
+        if fd is not None:
+            if not _still_at(fd, path):  # rotated away (logrotate without copytruncate)
+                log.info("file_reopened", sink=self.name, path=str(path), reason="moved")
+                self._retire(path)
+            else:
+                self._fds.move_to_end(path)
+                return fd
+        if len(self._fds) >= MAX_OPEN_FILES:
+            self._retire(next(iter(self._fds)))
+        try:
+            fd = open_append(path)
+            repair_torn_tail(fd, path)
+        except OSError as exc:
+            raise SinkRetryableError(self.name, f"cannot open {path}: {exc.strerror}") from None
+        self._fds[path] = fd
         return fd
 
-    def _close_clean(self) -> None:
-        for path in [p for p in self._fds if p not in self._dirty]:
-            os.close(self._fds.pop(path))
+    def _retire(self, path: Path) -> None:
+        """Close `path`'s descriptor, first making what it holds unacknowledged durable."""
+        fd = self._fds.pop(path)
+        try:
+            if path in self._dirty:
+                self._sync(path, fd)
+        finally:
+            os.close(fd)
+
+    def _sync(self, path: Path, fd: int) -> None:
+        """fsync `path`; on failure its data may be lost, so the caller drops the descriptor."""
+        try:
+            if os.fstat(fd).st_nlink == 0:
+                raise SinkRetryableError(
+                    self.name,
+                    f"{path} was deleted before its events were fsync'd; they will be "
+                    "delivered again",
+                )
+            os.fsync(fd)
+        except OSError as exc:
+            raise SinkRetryableError(self.name, f"cannot fsync {path}: {exc.strerror}") from None
+        finally:
+            self._dirty.discard(path)
+
+    def _reopen_if_requested(self) -> None:
+        generation = reopen_generation()
+        if generation != self._generation:
+            self._generation = generation
+            log.info("file_reopened", sink=self.name, files=len(self._fds), reason="SIGHUP")
+            for path in list(self._fds):
+                self._retire(path)
 
     def open(self) -> None:
         if not self._templated:
             self._fd(self._fixed_path)
 
     def send(self, batch: Sequence[AuditEvent]) -> Sequence[Rejection]:
+        self._reopen_if_requested()
         render = self._render
         if not self._templated:
             lines = [render(event) for event in batch]
@@ -133,13 +183,13 @@ class FileSink:
 
     def flush(self) -> None:
         for path in list(self._dirty):
+            fd = self._fds[path]
             try:
-                os.fsync(self._fds[path])
-            except OSError as exc:
-                raise SinkRetryableError(
-                    self.name, f"cannot fsync {path}: {exc.strerror}"
-                ) from None
-            self._dirty.discard(path)
+                self._sync(path, fd)
+            except SinkRetryableError:
+                del self._fds[path]  # never write to it again: the next write reopens `path`
+                os.close(fd)
+                raise
 
     def close(self) -> None:
         for fd in self._fds.values():

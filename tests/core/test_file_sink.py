@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import orjson
+import pytest
 
+import sinks.file as file_sink
+from shipper import signals
+from shipper.errors import SinkRetryableError
+from shipper.model import AuditEvent
 from shipper.sink import SinkContext
 from sinks.file import FileSettings, plugin, repair_torn_tail
-from tests.contract.events import events
+from tests.contract.events import api_event, events
 
 
 def make(tmp_path: Path, path: str, fmt: str = "raw"):
@@ -65,3 +71,128 @@ def test_normalized_lines_are_one_json_object_each(tmp_path: Path) -> None:
     assert [d["id"] for d in docs] == [e.id for e in events(4)]
     assert docs[0]["outcome"] == "failure" and docs[1]["outcome"] == "success"
     assert os.stat(path).st_mode & 0o777 == 0o600
+
+
+def ids_in(path: Path) -> list[str]:
+    return [orjson.loads(line)["id"] for line in path.read_bytes().splitlines()]
+
+
+def cycle(sink, batch) -> None:
+    """One follow-mode window: send, then the flush that acknowledges it."""
+    sink.send(batch)
+    sink.flush()
+
+
+def test_after_a_rename_between_cycles_new_events_go_to_a_new_file_at_the_path(
+    tmp_path: Path,
+) -> None:
+    """logrotate without copytruncate renames the file; the next cycle writes a new one at `path`."""
+    path = tmp_path / "audit.jsonl"
+    sink = make(tmp_path, str(path))
+    sink.open()
+    first, second = events(3), events(2, start=3)
+    cycle(sink, first)
+    path.rename(tmp_path / "audit.jsonl.1")
+    cycle(sink, second)
+    sink.close()
+    assert ids_in(tmp_path / "audit.jsonl.1") == [e.id for e in first]
+    assert ids_in(path) == [e.id for e in second]
+
+
+def test_after_an_unlink_between_cycles_new_events_go_to_a_new_file_at_the_path(
+    tmp_path: Path,
+) -> None:
+    """A deleted output file is recreated at `path`: events never vanish into an unlinked inode."""
+    path = tmp_path / "audit.jsonl"
+    sink = make(tmp_path, str(path))
+    sink.open()
+    cycle(sink, events(3))
+    path.unlink()
+    second = events(2, start=3)
+    cycle(sink, second)
+    sink.close()
+    assert ids_in(path) == [e.id for e in second]
+
+
+def test_events_in_a_file_deleted_before_their_flush_are_not_acknowledged(tmp_path: Path) -> None:
+    """Sent, then the file is deleted before fsync: flush fails (re-delivery), never a silent gap."""
+    path = tmp_path / "audit.jsonl"
+    sink = make(tmp_path, str(path))
+    sink.open()
+    batch = events(3)
+    sink.send(batch)
+    path.unlink()
+    with pytest.raises(SinkRetryableError, match="deleted"):
+        sink.flush()
+    cycle(sink, batch)  # the next cycle re-delivers the window
+    sink.close()
+    assert ids_in(path) == [e.id for e in batch]
+
+
+def test_a_reopen_request_reopens_every_file_before_the_next_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGHUP (nginx/rsyslog convention) makes the sink close and reopen its files."""
+    opened: list[Path] = []
+    real_open = file_sink.open_append
+
+    def spy(path: Path) -> int:
+        opened.append(path)
+        return real_open(path)
+
+    monkeypatch.setattr(file_sink, "open_append", spy)
+    path = tmp_path / "audit.jsonl"
+    sink = make(tmp_path, str(path))
+    previous = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        signals.install_reopen_handler()
+        sink.open()
+        cycle(sink, events(2))
+        assert opened == [path]
+        os.kill(os.getpid(), signal.SIGHUP)
+        cycle(sink, events(2, start=2))
+        assert opened == [path, path]
+        cycle(sink, events(2, start=4))
+        assert opened == [path, path]  # once per request, not per write
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+        sink.close()
+    assert ids_in(path) == [e.id for e in events(6)]
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_an_hourly_template_over_weeks_keeps_few_files_open_and_every_event_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One window spanning 3 weeks of hourly files stays under MAX_OPEN_FILES descriptors, and
+    every file is fsync'd at its final size by the time flush returns."""
+    hours = 21 * 24
+    batch = [
+        AuditEvent.from_api(api_event(i, t=1_720_000_000 + i * 3600 - i)) for i in range(hours)
+    ]
+    synced: dict[int, int] = {}  # inode -> size when last fsync'd
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        real_fsync(fd)
+        stat = os.fstat(fd)
+        synced[stat.st_ino] = stat.st_size
+
+    monkeypatch.setattr(os, "fsync", spy)
+    sink = make(tmp_path, str(tmp_path / "out" / "audit-%Y-%m-%dT%H.jsonl"))
+    sink.open()
+    baseline = open_fds()
+    most = 0
+    for start in range(0, hours, 24):  # one day per send, all in one window
+        sink.send(batch[start : start + 24])
+        most = max(most, open_fds() - baseline)
+    sink.flush()
+    files = sorted((tmp_path / "out").glob("audit-*.jsonl"))
+    assert len(files) == hours
+    assert most <= file_sink.MAX_OPEN_FILES
+    assert all(synced.get(f.stat().st_ino) == f.stat().st_size for f in files)
+    sink.close()
+    assert sorted(i for f in files for i in ids_in(f)) == sorted(e.id for e in batch)
