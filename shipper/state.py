@@ -15,7 +15,13 @@ from typing import Any
 import orjson
 
 from shipper.errors import LockHeldError, ShipperError
-from shipper.fsutil import PRIVATE_FILE, atomic_write, ensure_dir
+from shipper.fsutil import (
+    SymlinkRefusedError,
+    atomic_write,
+    ensure_dir,
+    open_nofollow,
+    read_nofollow,
+)
 from shipper.model import rfc3339
 from shipper.windows import Cursor
 
@@ -39,7 +45,7 @@ class StateLock:
 
     def acquire(self) -> None:
         ensure_dir(self.path.parent)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+        fd = open_nofollow(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -78,7 +84,7 @@ class CursorStore:
     def load(self, sink: str) -> Cursor | None:
         path = self.path(sink)
         try:
-            doc = orjson.loads(path.read_bytes())
+            doc = orjson.loads(read_nofollow(path))
             if int(doc.get("version", 1)) > STATE_VERSION:
                 raise StateCorruptError(
                     f"cursor file {path} was written by a newer shipper (state version "
@@ -87,6 +93,8 @@ class CursorStore:
             return Cursor(high_water=int(doc["high_water"]), seen=dict(doc["seen"]))
         except FileNotFoundError:
             return None
+        except SymlinkRefusedError:
+            raise
         except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise StateCorruptError(
                 f"cursor file {path} is unreadable ({exc}); restore it from a backup, or delete it "
