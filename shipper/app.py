@@ -13,6 +13,7 @@ import structlog
 
 from shipper import deadletter
 from shipper.config import Config, SourceSettings, sink_plugins
+from shipper.cursors import warn_orphans
 from shipper.delivery import SinkWorker, Window
 from shipper.errors import (
     ConfigError,
@@ -281,6 +282,7 @@ def run(
     )
     poll = min(s.poll_interval for s in config.all_sources)
     with StateLock(config.state.dir), open_sinks(config) as sinks, ExitStack() as stack:
+        warn_orphans(config)
         clients = {s.name: client_factory(s, runner.metrics) for s in config.all_sources}
         for client in clients.values():
             stack.callback(client.close)

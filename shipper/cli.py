@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     dlq.add_argument("--sink", required=True, help="the sink's name")
     dlq.add_argument("--json", action="store_true", help="list: the raw JSON lines")
     dlq.add_argument("--yes", action="store_true", help="purge: really delete")
+    cursor = sub.add_parser("cursor", help="carry a renamed sink's cursor over to its new name")
+    cursor.add_argument("action", choices=["rename"])
+    cursor.add_argument("old", metavar="OLD", help="the sink's former name (its cursor file)")
+    cursor.add_argument("new", metavar="NEW", help="the sink's name in the config now")
+    cursor.add_argument("--config", required=True, type=Path)
+    cursor.add_argument("--force", action="store_true", help="replace NEW's existing cursor")
     demo = sub.add_parser("demo", help="run the whole pipeline against the built-in emulator")
     demo.add_argument("--out", type=Path, default=Path("shipper-demo"))
     demo.add_argument("--events", type=int, default=2000)
@@ -101,6 +107,12 @@ def _cmd_dlq(args: argparse.Namespace) -> int:
     return dlq(args.action, args.config, args.sink, as_json=args.json, yes=args.yes)
 
 
+def _cmd_cursor(args: argparse.Namespace) -> int:
+    from shipper.cursors import main as cursor
+
+    return cursor(args.config, args.old, args.new, force=args.force)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from shipper.demo import run_demo
 
@@ -114,6 +126,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": _cmd_demo,
     "dlq": _cmd_dlq,
     "init": _cmd_init,
+    "cursor": _cmd_cursor,
 }
 
 

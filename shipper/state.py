@@ -6,6 +6,7 @@ State files hold ids and times only: never a secret.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import time
@@ -19,6 +20,7 @@ from shipper.fsutil import (
     SymlinkRefusedError,
     atomic_write,
     ensure_dir,
+    fsync_dir,
     open_nofollow,
     read_nofollow,
 )
@@ -80,6 +82,27 @@ class CursorStore:
 
     def path(self, sink: str) -> Path:
         return self.dir / f"{sink}.json"
+
+    def sink_names(self) -> list[str]:
+        """The sinks that have a cursor file here (configured or not), sorted."""
+        try:
+            return sorted(p.stem for p in self.dir.glob("*.json") if not p.name.startswith("."))
+        except FileNotFoundError:
+            return []
+
+    def move(self, old: str, new: str) -> Cursor:
+        """Carry `old`'s cursor over to `new` (replacing `new`'s), then delete `old`'s file.
+
+        `new` appears atomically; a crash before the delete leaves `old` too (moving it again
+        with force completes the move).
+        """
+        cursor = self.load(old)
+        if cursor is None:
+            raise FileNotFoundError(errno.ENOENT, "no cursor file", str(self.path(old)))
+        self.save(new, cursor)
+        self.path(old).unlink()
+        fsync_dir(self.dir)
+        return cursor
 
     def load(self, sink: str) -> Cursor | None:
         path = self.path(sink)

@@ -11,6 +11,7 @@ import orjson
 
 from shipper import deadletter
 from shipper.config import Config, SourceSettings, load_config
+from shipper.cursors import orphans
 from shipper.model import rfc3339
 from shipper.state import CursorStore
 
@@ -58,6 +59,7 @@ def _source(config: Config, source: SourceSettings, now: float) -> dict[str, Any
         "base_url": source.base_url,
         "lookback_seconds": int(source.lookback),
         "sinks": sinks,
+        "orphan_cursors": [o.as_dict(config) for o in orphans(config, source.name)],
     }
 
 
@@ -76,6 +78,11 @@ def _text(doc: dict[str, Any]) -> str:
                 f"{s['name']:<16} {s['type']:<14} {s['high_water_at'] or 'never run':<22} "
                 f"{lag:>10} {s['dead_letters']:>6}  {s['cursor_file']}"
                 + ("  BEHIND API RETENTION: events may be lost" if s["behind_retention"] else "")
+            )
+        for o in source["orphan_cursors"]:
+            lines.append(
+                f"orphan cursor {o['name']} (high water {o['high_water_at'] or 'unreadable'}): "
+                f"no configured sink has this name; if a sink was renamed: {o['fix']}"
             )
     return "\n".join(lines)
 
