@@ -1,5 +1,8 @@
 """JSON-lines file sink: append, fsync before acknowledging, torn tails repaired on open.
 
+Files are reopened when rotated away (renamed or deleted: checked before each write) and on
+SIGHUP in follow mode; at most MAX_OPEN_FILES stay open.
+
 `path` may hold strftime placeholders (`out/audit-%Y-%m-%d.jsonl`); they are filled from each
 event's own time (UTC), so a replay writes an event to the same daily file as the first time.
 """
@@ -120,7 +123,7 @@ class FileSink:
         return fd
 
     def _retire(self, path: Path) -> None:
-        """Close `path`'s descriptor, first making what it holds unacknowledged durable."""
+        """Close `path`'s descriptor, first fsyncing what it holds that no flush has covered."""
         fd = self._fds.pop(path)
         try:
             if path in self._dirty:
@@ -146,10 +149,10 @@ class FileSink:
     def _reopen_if_requested(self) -> None:
         generation = reopen_generation()
         if generation != self._generation:
-            self._generation = generation
             log.info("file_reopened", sink=self.name, files=len(self._fds), reason="SIGHUP")
             for path in list(self._fds):
                 self._retire(path)
+            self._generation = generation
 
     def open(self) -> None:
         if not self._templated:
