@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -160,19 +161,9 @@ def test_a_reopen_request_reopens_every_file_before_the_next_write(
     assert ids_in(path) == [e.id for e in events(6)]
 
 
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
-def test_an_hourly_template_over_weeks_keeps_few_files_open_and_every_event_durable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """One window spanning 3 weeks of hourly files stays under MAX_OPEN_FILES descriptors, and
-    every file is fsync'd at its final size by the time flush returns."""
-    hours = 21 * 24
-    batch = [
-        AuditEvent.from_api(api_event(i, t=1_720_000_000 + i * 3600 - i)) for i in range(hours)
-    ]
+@pytest.fixture
+def fsynced_whole(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], bool]:
+    """Whether a file's last fsync (spied on) saw it at its current size: all of it durable."""
     synced: dict[int, int] = {}  # inode -> size when last fsync'd
     real_fsync = os.fsync
 
@@ -182,6 +173,22 @@ def test_an_hourly_template_over_weeks_keeps_few_files_open_and_every_event_dura
         synced[stat.st_ino] = stat.st_size
 
     monkeypatch.setattr(os, "fsync", spy)
+    return lambda path: synced.get(path.stat().st_ino) == path.stat().st_size
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_an_hourly_template_over_weeks_keeps_few_files_open_and_every_event_durable(
+    tmp_path: Path, fsynced_whole: Callable[[Path], bool]
+) -> None:
+    """One window spanning 3 weeks of hourly files stays under MAX_OPEN_FILES descriptors, and
+    every file is fsync'd at its final size by the time flush returns."""
+    hours = 21 * 24
+    batch = [
+        AuditEvent.from_api(api_event(i, t=1_720_000_000 + i * 3600 - i)) for i in range(hours)
+    ]
     sink = make(tmp_path, str(tmp_path / "out" / "audit-%Y-%m-%dT%H.jsonl"))
     sink.open()
     baseline = open_fds()
@@ -193,6 +200,23 @@ def test_an_hourly_template_over_weeks_keeps_few_files_open_and_every_event_dura
     files = sorted((tmp_path / "out").glob("audit-*.jsonl"))
     assert len(files) == hours
     assert most <= file_sink.MAX_OPEN_FILES
-    assert all(synced.get(f.stat().st_ino) == f.stat().st_size for f in files)
+    assert all(fsynced_whole(f) for f in files)
     sink.close()
     assert sorted(i for f in files for i in ids_in(f)) == sorted(e.id for e in batch)
+
+
+def test_a_rename_inside_a_window_leaves_both_parts_fsynced_by_flush(
+    tmp_path: Path, fsynced_whole: Callable[[Path], bool]
+) -> None:
+    """Rotated between two sends of one window: the renamed file is fsync'd before it is closed,
+    the new one at flush, so the acknowledgement covers both."""
+    path, rotated = tmp_path / "audit.jsonl", tmp_path / "audit.jsonl.1"
+    sink = make(tmp_path, str(path))
+    sink.open()
+    sink.send(events(3))
+    path.rename(rotated)
+    sink.send(events(2, start=3))
+    sink.flush()
+    sink.close()
+    assert ids_in(rotated) + ids_in(path) == [e.id for e in events(5)]
+    assert fsynced_whole(rotated) and fsynced_whole(path)
