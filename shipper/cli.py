@@ -50,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     dlq.add_argument("--sink", required=True, help="the sink's name")
     dlq.add_argument("--json", action="store_true", help="list: the raw JSON lines")
     dlq.add_argument("--yes", action="store_true", help="purge: really delete")
+    quarantine = sub.add_parser(
+        "quarantine", help="inspect or re-read the API entries that could not be read"
+    )
+    quarantine.add_argument("action", choices=["list", "replay"])
+    quarantine.add_argument("--config", required=True, type=Path)
+    quarantine.add_argument("--source", help="the source's name (default: the only one)")
+    quarantine.add_argument("--json", action="store_true", help="list: the raw JSON lines")
     demo = sub.add_parser("demo", help="run the whole pipeline against the built-in emulator")
     demo.add_argument("--out", type=Path, default=Path("shipper-demo"))
     demo.add_argument("--events", type=int, default=2000)
@@ -99,6 +106,12 @@ def _cmd_dlq(args: argparse.Namespace) -> int:
     return dlq(args.action, args.config, args.sink, as_json=args.json, yes=args.yes)
 
 
+def _cmd_quarantine(args: argparse.Namespace) -> int:
+    from shipper.dlq import quarantine_main
+
+    return quarantine_main(args.action, args.config, args.source, as_json=args.json)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from shipper.demo import run_demo
 
@@ -111,6 +124,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "status": _cmd_status,
     "demo": _cmd_demo,
     "dlq": _cmd_dlq,
+    "quarantine": _cmd_quarantine,
     "init": _cmd_init,
 }
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from shipper import deadletter
+from shipper import deadletter, quarantine
 from shipper.config import Config, SourceSettings, load_config
 from shipper.model import rfc3339
 from shipper.state import CursorStore
@@ -52,11 +52,14 @@ def _source(config: Config, source: SourceSettings, now: float) -> dict[str, Any
                 "dead_letters": _count_lines(dead),
             }
         )
+    kept = quarantine.default_path(config.state.dir, source.name)
     return {
         "source": source.name,
         "organization": source.organization,
         "base_url": source.base_url,
         "lookback_seconds": int(source.lookback),
+        "quarantine_file": str(kept),
+        "quarantined": _count_lines(kept),
         "sinks": sinks,
     }
 
@@ -76,6 +79,11 @@ def _text(doc: dict[str, Any]) -> str:
                 f"{s['name']:<16} {s['type']:<14} {s['high_water_at'] or 'never run':<22} "
                 f"{lag:>10} {s['dead_letters']:>6}  {s['cursor_file']}"
                 + ("  BEHIND API RETENTION: events may be lost" if s["behind_retention"] else "")
+            )
+        if source.get("quarantined"):
+            lines.append(
+                f"QUARANTINED: {source['quarantined']} unreadable API entries in "
+                f"{source['quarantine_file']} (shipper quarantine list)"
             )
     return "\n".join(lines)
 
