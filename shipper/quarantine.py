@@ -61,19 +61,26 @@ class Entry:
         return str(self.doc.get("raw", "")).encode("utf-8")
 
 
-def read_entries(path: Path) -> list[Entry]:
+def read_entries(path: Path, *, strict: bool = True) -> list[Entry]:
+    """The file's records; a line cut short by a crash mid-append (the last) is left out.
+
+    Any other line that is not JSON is an error, unless not `strict` (then it is skipped).
+    """
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return []
+    lines = data.split(b"\n")
     entries = []
-    for number, line in enumerate(data.splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             doc = orjson.loads(line)
         except orjson.JSONDecodeError:
-            raise ShipperError(f"{path}:{number}: not a quarantine record (invalid JSON)") from None
+            if strict and number < len(lines):  # not the unterminated last line
+                raise ShipperError(f"{path}:{number}: not a quarantine record") from None
+            continue
         entries.append(Entry(line, doc))
     return entries
 
@@ -102,6 +109,16 @@ def record(source: str, defect: Defect, listed: Listed, now: float) -> bytes:
     return orjson.dumps(doc) + b"\n"
 
 
+def _cut_torn_tail(fd: int) -> None:
+    """Drop a last line a crash cut short, so that the next record starts a line of its own."""
+    end = os.lseek(fd, 0, os.SEEK_END)
+    if end == 0 or os.pread(fd, 1, end - 1) == b"\n":
+        return
+    keep = os.pread(fd, end, 0).rfind(b"\n") + 1  # rare: a whole read is fine
+    os.ftruncate(fd, keep)
+    log.warning("quarantine_torn_line_removed", bytes_removed=end - keep)
+
+
 class Quarantine:
     """A source's quarantine file; `keep` is safe to call from every fetch thread at once."""
 
@@ -123,7 +140,8 @@ class Quarantine:
         """Durably record the defects not already kept (returns after fsync); how many were new."""
         with self._lock:
             if self._known is None:
-                self._known = {_digest(entry.raw) for entry in read_entries(self.path)}
+                entries = read_entries(self.path, strict=False)
+                self._known = {_digest(entry.raw) for entry in entries}
             fresh: dict[bytes, Defect] = {}
             for defect in defects:
                 digest = _digest(defect.raw)
@@ -134,6 +152,7 @@ class Quarantine:
                 lines = b"".join(record(self.source, d, listed, now) for d in fresh.values())
                 fd = open_append(self.path)
                 try:
+                    _cut_torn_tail(fd)
                     write_all(fd, lines)
                     os.fsync(fd)
                 finally:

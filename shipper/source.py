@@ -342,7 +342,14 @@ class AuditLogClient:
     def _keep_defects(self, page: Page, listed: Listed) -> None:
         """Quarantine a page's unreadable entries (durably, before its window is delivered)."""
         if self.quarantine is not None:
-            self.quarantine.keep(page.defects, listed)
+            try:
+                self.quarantine.keep(page.defects, listed)
+            except OSError as exc:  # the window must not be delivered past entries not kept
+                raise SourceUnavailableError(
+                    f"cannot keep {len(page.defects)} unreadable entries in "
+                    f"{self.quarantine.path}: {exc.strerror or exc}; the window "
+                    f"[{listed.start}, {listed.end}) is not delivered until they are kept"
+                ) from None
             return
         log.error(
             "entries_unreadable",

@@ -259,3 +259,50 @@ def test_pages_that_add_nothing_while_has_more_stays_true_are_an_api_anomaly() -
     assert f"{MAX_BARREN_PAGES} pages in a row with nothing new" in message
     assert f"[{FIRST}, {FIRST + 3600})" in message and "tenant_only=False" in message
     assert client.requests == MAX_BARREN_PAGES == 3
+
+
+def test_an_event_a_format_cannot_hold_is_that_sinks_dead_letter_not_a_stall(
+    served: Callable[[list[tuple[int, bytes]]], Path], tmp_path: Path
+) -> None:
+    """An event the source reads but a normalized renderer cannot write (nested 300 deep, past
+    orjson's limit) is dead-lettered by that file sink; the raw sink and the other events flow."""
+    deep = POISON["too-deep"](FIRST + 100).replace(DEEP.encode(), b"[" * 300 + b"]" * 300)
+    entries = [(FIRST, good(0)), (FIRST + 100, deep), (FIRST + 200, good(2))]
+    config = load_config(served(entries))
+    assert app.run(config, once=True).exit_code == ExitCode.OK
+    assert ids_in(tmp_path / "out" / "raw.jsonl") == ["evt_000", "evt_poison", "evt_002"]
+    assert ids_in(tmp_path / "out" / "normalized.jsonl") == ["evt_000", "evt_002"]
+    dead = orjson.loads(config.state.dir.joinpath("dead-letter", "siem.jsonl").read_bytes())
+    assert dead["event_id"] == "evt_poison" and "cannot render as normalized" in dead["reason"]
+    assert quarantined(config) == []
+
+
+def test_a_window_is_not_delivered_when_its_unreadable_entry_cannot_be_kept(tmp_path: Path) -> None:
+    """A quarantine that cannot be written (here: its directory is a file) fails the window with
+    a retryable error naming the file, so no cursor moves past an entry that was not kept."""
+    (tmp_path / "blocked").write_text("")
+    poison = POISON["missing-id"](FIRST + 100)
+    with Receiver(HandmadeApi([(FIRST, good(0)), (FIRST + 100, poison)])) as rx:
+        client = _client(rx.url)
+        client.quarantine = Quarantine(tmp_path / "blocked" / "quarantine.jsonl", "default")
+        try:
+            with pytest.raises(SourceUnavailableError, match="cannot keep 1 unreadable entries"):
+                client.fetch_window(FIRST, FIRST + 3600)
+        finally:
+            client.close()
+
+
+def test_a_quarantine_line_cut_short_by_a_crash_does_not_swallow_the_next_one(
+    tmp_path: Path,
+) -> None:
+    """A crash mid-append leaves a partial last line: it is skipped when read, and the next
+    record starts on a line of its own."""
+    path = tmp_path / "quarantine.jsonl"
+    listed = Listed(FIRST, FIRST + 60, True, "req_1")
+    whole = quarantine.record("default", Defect(b"7", "not an object", "not_an_event"), listed, NOW)
+    path.write_bytes(whole + whole[:25])
+    kept = Quarantine(path, "default")
+    assert kept.keep([Defect(b"8", "not an object", "not_an_event")], listed) == 1
+    assert kept.keep([Defect(b"7", "not an object", "not_an_event")], listed) == 0
+    assert [e.raw for e in quarantine.read_entries(path)] == [b"7", b"8"]
+    assert quarantine.read_entries(path)[1].doc["tenant_only"] is True
