@@ -295,12 +295,13 @@ class AuditLogClient:
         found: Found = {}
         after: str | None = None
         used_cursors: set[str] = set()
+        unreadable: set[bytes] = set()  # the pass's unreadable entries, as sent
         barren = 0
         for _ in range(MAX_PAGES_PER_WINDOW):
             if abandon is not None and abandon.is_set():
                 raise WindowOverflowError("another pass of the window overflowed", len(found))
             page = self.page(base + ([("after", after)] if after else []), organization)
-            before, outside = len(found), 0
+            before, outside = len(found) + len(unreadable), 0
             for event in page.events:
                 found[event.id] = event
                 if not start <= event.effective_at < end:
@@ -309,6 +310,7 @@ class AuditLogClient:
                 self._note_outside(page, outside, start, end, tenant_only)
             if page.defects:
                 self._keep_defects(page, Listed(start, end, tenant_only, page.request_id))
+                unreadable.update(defect.raw for defect in page.defects)
             if limit is not None and len(found) > limit:
                 raise overflow_error(f"more than {limit} events in [{start}, {end})", found)
             if (
@@ -321,7 +323,7 @@ class AuditLogClient:
                 )
             if not page.has_more:
                 return found
-            barren = 0 if len(found) > before or page.defects else barren + 1
+            barren = 0 if len(found) + len(unreadable) > before else barren + 1
             if barren >= MAX_BARREN_PAGES:
                 raise SourceUnavailableError(
                     f"the API answered {barren} pages in a row with nothing new and has_more "

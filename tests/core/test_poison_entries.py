@@ -17,6 +17,7 @@ from structlog.testing import capture_logs
 from shipper import app, quarantine
 from shipper.cli import main
 from shipper.config import Config, SourceSettings, load_config
+from shipper.emulator import Emulator, generate_events
 from shipper.errors import ExitCode, SourceUnavailableError
 from shipper.metrics import Metrics
 from shipper.quarantine import Listed, Quarantine
@@ -306,3 +307,44 @@ def test_a_quarantine_line_cut_short_by_a_crash_does_not_swallow_the_next_one(
     assert kept.keep([Defect(b"7", "not an object", "not_an_event")], listed) == 0
     assert [e.raw for e in quarantine.read_entries(path)] == [b"7", b"8"]
     assert quarantine.read_entries(path)[1].doc["tenant_only"] is True
+
+
+def test_the_emulator_serves_poison_and_the_run_quarantines_it_in_either_order(
+    tmp_path: Path, admin_key: str, order: str
+) -> None:
+    """With the emulator listing newest or oldest first, a poison entry among generated events
+    is quarantined and every generated event reaches the sink (the chaos harness's fault)."""
+    events = generate_events(120, start=NOW - 3000, end=NOW - 600, seed=11)
+    poison = POISON["lone-surrogate"](NOW - 1800)
+    with Emulator(api_key=KEY, events=events, order=order) as emu:  # type: ignore[arg-type]
+        emu.add_poison(NOW - 1800, poison, place_id="evt_poison")
+        text = config_text(
+            emu.base_url, tmp_path, start_at=NOW - 3600, extra_source="page_size = 7\n"
+        )
+        config = load_config(write_config(tmp_path, text))
+        assert app.run(config, once=True).exit_code == ExitCode.OK
+        assert len(emu.events()) == 120
+    assert sorted(ids_in(tmp_path / "out" / "audit.jsonl")) == sorted(e["id"] for e in events)
+    assert [e.raw for e in quarantined(config)] == [poison]
+
+
+def test_pages_that_repeat_the_same_unreadable_entry_are_an_api_anomaly_too() -> None:
+    """A page whose only entry is one the pass already set apart adds nothing either."""
+    count = 0
+    poison = POISON["missing-id"](FIRST)
+
+    def repeating(request: Recorded) -> Reply:
+        nonlocal count
+        count += 1
+        more = b"true" if count < 50 else b"false"
+        body = b'{"data":[%s],"has_more":%s,"last_id":"cur_%d"}' % (poison, more, count)
+        return Reply(200, body, {"content-type": "application/json"})
+
+    with Receiver(repeating) as rx:
+        client = _client(rx.url, include_tenant_events=False)
+        try:
+            with pytest.raises(SourceUnavailableError, match="pages in a row with nothing new"):
+                client.fetch_window(FIRST, FIRST + 3600)
+        finally:
+            client.close()
+    assert client.requests == 1 + MAX_BARREN_PAGES
