@@ -3,6 +3,8 @@
 Correctness never depends on the API's sort order: a window `[start, end)` is paged with
 `after=<last_id>` until `has_more` is false, de-duplicated by id, and sorted (`assemble`).
 A window is read in two passes (ordinary and `tenant_only`), which a caller may run at once.
+An entry of a page that is not a readable event goes to the source's quarantine before the
+window is handed on (`shipper/quarantine.py`); the page's other events are kept.
 """
 
 from __future__ import annotations

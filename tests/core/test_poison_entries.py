@@ -348,3 +348,21 @@ def test_pages_that_repeat_the_same_unreadable_entry_are_an_api_anomaly_too() ->
         finally:
             client.close()
     assert client.requests == 1 + MAX_BARREN_PAGES
+
+
+def test_events_outside_the_window_are_counted_in_a_metric() -> None:
+    """`shipper_events_outside_window_total` counts what the API listed out of its window."""
+    metrics = Metrics()
+    entries = [
+        (FIRST, good(0)),
+        (FIRST + 1, good(1, FIRST - 10)),
+        (FIRST + 2, good(2, FIRST + 7200)),
+    ]
+    with Receiver(HandmadeApi(entries)) as rx:
+        client = _client(rx.url, metrics)
+        try:
+            assert len(client.fetch_window(FIRST, FIRST + 3600)) == 3
+        finally:
+            client.close()
+    labels = {"source": "default"}
+    assert metrics.registry.get_sample_value("shipper_events_outside_window_total", labels) == 2
