@@ -313,11 +313,13 @@ def test_the_emulator_serves_poison_and_the_run_quarantines_it_in_either_order(
     tmp_path: Path, admin_key: str, order: str
 ) -> None:
     """With the emulator listing newest or oldest first, a poison entry among generated events
-    is quarantined and every generated event reaches the sink (the chaos harness's fault)."""
+    in each pass is quarantined with its pass, and every generated event reaches the sink (the
+    chaos harness's fault)."""
     events = generate_events(120, start=NOW - 3000, end=NOW - 600, seed=11)
-    poison = POISON["lone-surrogate"](NOW - 1800)
+    poison, tenant_poison = POISON["lone-surrogate"](NOW - 1800), POISON["too-deep"](NOW - 900)
     with Emulator(api_key=KEY, events=events, order=order) as emu:  # type: ignore[arg-type]
         emu.add_poison(NOW - 1800, poison, place_id="evt_poison")
+        emu.add_poison(NOW - 900, tenant_poison, place_id="evt_tenant_poison", tenant=True)
         text = config_text(
             emu.base_url, tmp_path, start_at=NOW - 3600, extra_source="page_size = 7\n"
         )
@@ -325,7 +327,8 @@ def test_the_emulator_serves_poison_and_the_run_quarantines_it_in_either_order(
         assert app.run(config, once=True).exit_code == ExitCode.OK
         assert len(emu.events()) == 120
     assert sorted(ids_in(tmp_path / "out" / "audit.jsonl")) == sorted(e["id"] for e in events)
-    assert [e.raw for e in quarantined(config)] == [poison]
+    kept = {e.raw: e.doc["tenant_only"] for e in quarantined(config)}
+    assert kept == {poison: False, tenant_poison: True}
 
 
 def test_pages_that_repeat_the_same_unreadable_entry_are_an_api_anomaly_too() -> None:
