@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from shipper import deadletter
+from shipper import deadletter, quarantine
 from shipper.config import Config, SourceSettings, sink_plugins
 from shipper.cursors import warn_orphans
 from shipper.delivery import SinkWorker, Window
@@ -24,6 +24,7 @@ from shipper.errors import (
 )
 from shipper.metrics import HealthServer, Metrics
 from shipper.pipeline import CycleReport, Pipeline, initial_high_water
+from shipper.quarantine import Quarantine
 from shipper.secrets import SecretUnavailableError, read_secret
 from shipper.sink import Sink, SinkContext, SinkSettings
 from shipper.source import AuditLogClient
@@ -284,6 +285,9 @@ def run(
     with StateLock(config.state.dir), open_sinks(config) as sinks, ExitStack() as stack:
         warn_orphans(config)
         clients = {s.name: client_factory(s, runner.metrics) for s in config.all_sources}
+        for name, client in clients.items():  # unreadable entries are kept beside the cursors
+            path = quarantine.default_path(config.state.dir, name)
+            client.quarantine = Quarantine(path, name, runner.metrics)
         for client in clients.values():
             stack.callback(client.close)
         if not once and config.metrics.listen:

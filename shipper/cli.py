@@ -56,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     cursor.add_argument("new", metavar="NEW", help="the sink's name in the config now")
     cursor.add_argument("--config", required=True, type=Path)
     cursor.add_argument("--force", action="store_true", help="replace NEW's existing cursor")
+    quarantine = sub.add_parser(
+        "quarantine", help="inspect or re-read the API entries that could not be read"
+    )
+    quarantine.add_argument("action", choices=["list", "replay"])
+    quarantine.add_argument("--config", required=True, type=Path)
+    quarantine.add_argument("--source", help="the source's name (default: the only one)")
+    quarantine.add_argument("--json", action="store_true", help="list: the raw JSON lines")
     demo = sub.add_parser("demo", help="run the whole pipeline against the built-in emulator")
     demo.add_argument("--out", type=Path, default=Path("shipper-demo"))
     demo.add_argument("--events", type=int, default=2000)
@@ -113,6 +120,12 @@ def _cmd_cursor(args: argparse.Namespace) -> int:
     return cursor(args.config, args.old, args.new, force=args.force)
 
 
+def _cmd_quarantine(args: argparse.Namespace) -> int:
+    from shipper.dlq import quarantine_main
+
+    return quarantine_main(args.action, args.config, args.source, as_json=args.json)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from shipper.demo import run_demo
 
@@ -125,6 +138,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "status": _cmd_status,
     "demo": _cmd_demo,
     "dlq": _cmd_dlq,
+    "quarantine": _cmd_quarantine,
     "init": _cmd_init,
     "cursor": _cmd_cursor,
 }

@@ -35,7 +35,9 @@ def append(path: Path, sink: str, rejections: Sequence[Rejection], now: float) -
                 "reason": redact(r.reason),
                 "event_id": r.event.id,
                 "organization": r.event.organization,
-                "event": r.event.raw,
+                # The API's own bytes, not re-encoded: orjson cannot encode every object it
+                # reads (nested over 254 deep), and such an event is a likely rejection.
+                "event": orjson.Fragment(r.event.json),
             }
         )
         + b"\n"

@@ -111,7 +111,7 @@ class SinkWorker:
         log.error("sink_failed", sink=self.name, error=self.report.error)
 
     def _deliver(self, window: Window) -> None:
-        todo = self.cursor.pending(window.events, self.lookback)
+        todo = self.cursor.pending(window.events, self.lookback, window.start)
         rejected = []
         if todo:
             rejected = list(self.sink.send(todo))

@@ -1,4 +1,5 @@
 """`shipper dlq list|replay|purge`: inspect and re-send what a receiver refused.
+`shipper quarantine list|replay`: the same for the entries the API listed that could not be read.
 
 Replay is itself at-least-once: entries are removed from the dead-letter file only after the
 sink acknowledged them (flush), and the file is rewritten atomically with what was refused again.
@@ -8,6 +9,7 @@ The state lock is held throughout, so a concurrent run cannot append meanwhile.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,13 +17,14 @@ from typing import Any
 
 import orjson
 
-from shipper import deadletter
+from shipper import deadletter, quarantine
 from shipper.app import create_sink
-from shipper.config import Config, load_config
+from shipper.config import Config, SourceSettings, load_config
 from shipper.errors import ConfigError, ShipperError
 from shipper.fsutil import atomic_write
 from shipper.model import AuditEvent
 from shipper.sink import SinkSettings
+from shipper.source_parse import Defect, parse_entry
 from shipper.state import StateLock
 
 
@@ -123,3 +126,74 @@ def main(
     if action == "replay":
         return replay(config, sink)
     return purge(config, sink, yes=yes)
+
+
+def _source(config: Config, name: str | None) -> SourceSettings:
+    sources = config.all_sources
+    for source in sources:
+        if source.name == name or (name is None and len(sources) == 1):
+            return source
+    names = ", ".join(s.name for s in sources)
+    what = f"no source named {name!r}" if name else "several sources: name one with --source"
+    raise ConfigError(f"{what} (configured: {names})", path=str(config.path))
+
+
+def list_quarantine(config: Config, source: SourceSettings, *, as_json: bool) -> int:
+    path = quarantine.default_path(config.state.dir, source.name)
+    entries = quarantine.read_entries(path)
+    if as_json:
+        for entry in entries:
+            sys.stdout.write(entry.line.decode() + "\n")
+        return 0
+    print(f"{len(entries)} quarantined entr{'y' if len(entries) == 1 else 'ies'} in {path}")
+    for entry in entries:
+        doc = entry.doc
+        print(
+            f"{doc.get('time')}  {doc.get('event_id') or '-'}  [{doc.get('window_start')}, "
+            f"{doc.get('window_end')})  {doc.get('request_id') or '-'}  {doc.get('reason')}"
+        )
+    return 0
+
+
+def replay_quarantine(config: Config, source: SourceSettings) -> int:
+    """Re-read every quarantined entry; deliver the readable ones to every sink, keep the rest.
+
+    A sink's permanent refusals go to its dead-letter file; a sink that fails raises, and then
+    nothing is removed (the next replay sends those events again: at-least-once).
+    """
+    path = quarantine.default_path(config.state.dir, source.name)
+    with StateLock(config.state.dir):
+        entries = quarantine.read_entries(path)
+        if not entries:
+            print(f"nothing to replay: {path} is empty or absent")
+            return 0
+        parsed = [(entry, parse_entry(entry.raw, source.organization)) for entry in entries]
+        events = [event for _, event in parsed if not isinstance(event, Defect)]
+        if events:
+            for settings in config.sinks:
+                target = create_sink(config, settings)
+                try:
+                    target.open()
+                    refused = target.send(events)
+                    target.flush()
+                finally:
+                    target.close()
+                deadletter.append(path_of(config, settings), settings.name, refused, time.time())
+        kept = [entry for entry, event in parsed if isinstance(event, Defect)]
+        atomic_write(path, b"".join(entry.line + b"\n" for entry in kept))
+    sinks = ", ".join(s.name for s in config.sinks)
+    print(
+        f"delivered {len(events)} of {len(entries)} quarantined entries to {sinks}; "
+        f"{len(kept)} still unreadable"
+    )
+    return 0 if not kept else 5
+
+
+def quarantine_main(
+    action: str, config_path: Path, source: str | None, *, as_json: bool = False
+) -> int:
+    config = load_config(config_path)
+    settings = _source(config, source)
+    if action == "list":
+        return list_quarantine(config, settings, as_json=as_json)
+    return replay_quarantine(config, settings)

@@ -81,6 +81,19 @@ class Metrics:
         self.cycles = Counter(
             "shipper_cycles", "Cycles run, by result.", ["source", "result"], registry=r
         )
+        self.quarantined = Counter(
+            "shipper_quarantined",
+            "Entries the API listed that are not readable audit-log events, kept in the "
+            "source's quarantine, by kind (see `shipper quarantine list`).",
+            ["source", "kind"],
+            registry=r,
+        )
+        self.outside_window = Counter(
+            "shipper_events_outside_window",
+            "Events the API returned outside the window asked for (delivered all the same).",
+            ["source"],
+            registry=r,
+        )
         self.last_ready = 0.0
 
     def exposition(self) -> bytes:

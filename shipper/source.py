@@ -3,6 +3,8 @@
 Correctness never depends on the API's sort order: a window `[start, end)` is paged with
 `after=<last_id>` until `has_more` is false, de-duplicated by id, and sorted (`assemble`).
 A window is read in two passes (ordinary and `tenant_only`), which a caller may run at once.
+An entry of a page that is not a readable event goes to the source's quarantine before the
+window is handed on (`shipper/quarantine.py`); the page's other events are kept.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -28,6 +31,7 @@ from shipper.errors import (
 from shipper.inflight import Answer, InFlightLimit
 from shipper.metrics import Metrics
 from shipper.model import AuditEvent
+from shipper.quarantine import Listed, Quarantine
 from shipper.retry import RetryPolicy, parse_retry_after, retrying
 from shipper.secrets import redact
 from shipper.source_http import Getter, HttpxGetter, TransportFailure
@@ -40,6 +44,8 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 PUSH_BACK = frozenset({429, 503})  # the API (or what is in front of it) asks for less load
 PATH = "/organization/audit_logs"
 MAX_PAGES_PER_WINDOW = 100_000
+# Pages in a row that add nothing new while `has_more` stays true: the API is paging in circles.
+MAX_BARREN_PAGES = 3
 
 Params = list[tuple[str, str]]
 
@@ -71,9 +77,12 @@ class AuditLogClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], Any] = time.sleep,
         metrics: Metrics | None = None,
+        quarantine: Quarantine | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
+        # Where unreadable entries are kept (the app sets it; None: logged, not kept).
+        self.quarantine = quarantine
         self._sleep = sleep
         self._policy = RetryPolicy(
             max_attempts=settings.retry_max_attempts, max_time=settings.retry_max_time
@@ -154,11 +163,12 @@ class AuditLogClient:
                 request_id=request_id,
             )
         try:
-            return parse_page(response.body, organization)
+            page = parse_page(response.body, organization)
         except RetryableResponseError as exc:
             raise RetryableResponseError(
                 f"{exc}" + (f" (x-request-id {request_id})" if request_id else "")
             ) from None
+        return replace(page, request_id=request_id)
 
     def _answered(self, ticket: int, status: int) -> None:
         """Hand back a request's slot; say so when the API made the window narrower or wider."""
@@ -287,12 +297,22 @@ class AuditLogClient:
         found: Found = {}
         after: str | None = None
         used_cursors: set[str] = set()
+        unreadable: set[bytes] = set()  # the pass's unreadable entries, as sent
+        barren = 0
         for _ in range(MAX_PAGES_PER_WINDOW):
             if abandon is not None and abandon.is_set():
                 raise WindowOverflowError("another pass of the window overflowed", len(found))
             page = self.page(base + ([("after", after)] if after else []), organization)
+            before, outside = len(found) + len(unreadable), 0
             for event in page.events:
                 found[event.id] = event
+                if not start <= event.effective_at < end:
+                    outside += 1
+            if outside:
+                self._note_outside(page, outside, start, end, tenant_only)
+            if page.defects:
+                self._keep_defects(page, Listed(start, end, tenant_only, page.request_id))
+                unreadable.update(defect.raw for defect in page.defects)
             if limit is not None and len(found) > limit:
                 raise overflow_error(f"more than {limit} events in [{start}, {end})", found)
             if (
@@ -305,6 +325,14 @@ class AuditLogClient:
                 )
             if not page.has_more:
                 return found
+            barren = 0 if len(found) + len(unreadable) > before else barren + 1
+            if barren >= MAX_BARREN_PAGES:
+                raise SourceUnavailableError(
+                    f"the API answered {barren} pages in a row with nothing new and has_more "
+                    f"still true while listing [{start}, {end}) (tenant_only={tenant_only}): "
+                    "paging would never end; an API anomaly, tried again next cycle",
+                    request_id=page.request_id,
+                )
             if page.last_id in used_cursors:
                 raise SourceUnavailableError(
                     f"the API repeated cursor {page.last_id!r} while listing [{start}, {end}): "
@@ -314,6 +342,46 @@ class AuditLogClient:
             used_cursors.add(page.last_id)
             after = page.last_id
         raise SourceError(f"more than {MAX_PAGES_PER_WINDOW} pages in one window")
+
+    def _keep_defects(self, page: Page, listed: Listed) -> None:
+        """Quarantine a page's unreadable entries (durably, before its window is delivered)."""
+        if self.quarantine is not None:
+            try:
+                self.quarantine.keep(page.defects, listed)
+            except OSError as exc:  # the window must not be delivered past entries not kept
+                raise SourceUnavailableError(
+                    f"cannot keep {len(page.defects)} unreadable entries in "
+                    f"{self.quarantine.path}: {exc.strerror or exc}; the window "
+                    f"[{listed.start}, {listed.end}) is not delivered until they are kept"
+                ) from None
+            return
+        log.error(
+            "entries_unreadable",
+            source=self.settings.name,
+            window=[listed.start, listed.end],
+            tenant_only=listed.tenant_only,
+            request_id=listed.request_id,
+            ids=[d.id for d in page.defects],
+            reasons=sorted({d.reason for d in page.defects}),
+            meaning="no quarantine configured: these entries are not kept",
+        )
+
+    def _note_outside(
+        self, page: Page, count: int, start: int, end: int, tenant_only: bool
+    ) -> None:
+        """Events the API returned outside the window asked for: delivered, and counted."""
+        if self.metrics is not None:
+            self.metrics.outside_window.labels(self.settings.name).inc(count)
+        log.warning(
+            "events_outside_window",
+            source=self.settings.name,
+            count=count,
+            window=[start, end],
+            tenant_only=tenant_only,
+            example=next(e.id for e in page.events if not start <= e.effective_at < end),
+            meaning="the API returned events outside the effective_at range asked for; "
+            "they are delivered all the same",
+        )
 
     def fetch_window(
         self, start: int, end: int, *, organization: str | None = None, limit: int | None = None

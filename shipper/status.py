@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from shipper import deadletter
+from shipper import deadletter, quarantine
 from shipper.config import Config, SourceSettings, load_config
 from shipper.cursors import orphans
 from shipper.model import rfc3339
@@ -53,11 +53,14 @@ def _source(config: Config, source: SourceSettings, now: float) -> dict[str, Any
                 "dead_letters": _count_lines(dead),
             }
         )
+    kept = quarantine.default_path(config.state.dir, source.name)
     return {
         "source": source.name,
         "organization": source.organization,
         "base_url": source.base_url,
         "lookback_seconds": int(source.lookback),
+        "quarantine_file": str(kept),
+        "quarantined": _count_lines(kept),
         "sinks": sinks,
         "orphan_cursors": [o.as_dict(config) for o in orphans(config, source.name)],
     }
@@ -83,6 +86,11 @@ def _text(doc: dict[str, Any]) -> str:
             lines.append(
                 f"orphan cursor {o['name']} (high water {o['high_water_at'] or 'unreadable'}): "
                 f"no configured sink has this name; if a sink was renamed: {o['fix']}"
+            )
+        if source.get("quarantined"):
+            lines.append(
+                f"QUARANTINED: {source['quarantined']} unreadable API entries in "
+                f"{source['quarantine_file']} (shipper quarantine list)"
             )
     return "\n".join(lines)
 

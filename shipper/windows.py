@@ -18,6 +18,7 @@ from shipper.model import AuditEvent
 Found = dict[str, AuditEvent]  # one pass's events by id
 
 _SORT_KEY = attrgetter("effective_at", "id")
+_NEVER = -(1 << 62)  # older than any event
 
 
 class WindowOverflowError(Exception):
@@ -69,13 +70,22 @@ class Cursor:
             return False
         return event.id not in self.seen
 
-    def pending(self, events: Iterable[AuditEvent], lookback: int) -> list[AuditEvent]:
-        """The events of `events` this sink still needs (`needs`, inlined: it runs per event)."""
+    def pending(
+        self, events: Iterable[AuditEvent], lookback: int, window_start: int | None = None
+    ) -> list[AuditEvent]:
+        """The events of `events` this sink still needs (`needs`, inlined: it runs per event).
+
+        An event older than `window_start`, the start of the window it was listed in, is
+        needed too: the API listed it outside its window, so no earlier window may have held it.
+        """
         high_water, floor, seen = self.high_water, self.high_water - lookback, self.seen
+        below = _NEVER if window_start is None else min(floor, window_start)
         return [
             e
             for e in events
-            if e.effective_at >= high_water or (e.effective_at >= floor and e.id not in seen)
+            if e.effective_at >= high_water
+            or (e.effective_at >= floor and e.id not in seen)
+            or e.effective_at < below
         ]
 
     def advance(self, delivered: Iterable[AuditEvent], window_end: int, lookback: int) -> Cursor:

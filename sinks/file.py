@@ -160,6 +160,26 @@ class FileSink:
 
     def send(self, batch: Sequence[AuditEvent]) -> Sequence[Rejection]:
         self._reopen_if_requested()
+        try:
+            return self._send(batch)
+        except (TypeError, ValueError):  # orjson cannot write an event (e.g. nested too deep)
+            return self._send_renderable(batch)
+
+    def _send_renderable(self, batch: Sequence[AuditEvent]) -> Sequence[Rejection]:
+        """Event by event: one the format cannot hold is refused (dead-lettered), not a stall."""
+        kept, refused = [], []
+        for event in batch:
+            try:
+                self._render(event)
+            except (TypeError, ValueError) as exc:
+                reason = f"cannot render as {self.settings.format}: {exc}"
+                refused.append(Rejection(event, reason))
+            else:
+                kept.append(event)
+        self._send(kept)
+        return refused
+
+    def _send(self, batch: Sequence[AuditEvent]) -> Sequence[Rejection]:
         render = self._render
         if not self._templated:
             lines = [render(event) for event in batch]

@@ -146,6 +146,12 @@ class Emulator:
         """Add events; the next request sees them in their sorted place (late arrival)."""
         self._store.add(events)
 
+    def add_poison(self, when: int, blob: bytes, *, place_id: str, tenant: bool = False) -> None:
+        """Serve `blob` as one entry, byte for byte, where `(when, place_id)` sorts (a lone
+        surrogate, no id, a bad time...): what the API might list and no reader can use.
+        `place_id` is the listing's cursor past it; `events()` leaves the entry out."""
+        self._store.add_poison(when, place_id, blob, tenant=tenant)
+
     def add_late_events(
         self, count: int, *, max_age: int, seed: int | None = None, now: int | None = None
     ) -> list[Event]:

@@ -18,7 +18,7 @@ import orjson
 
 from shipper.emulator.events import Event, gc_paused, is_tenant_scoped
 from shipper.emulator.faults import bad_request
-from shipper.emulator.query import ApiError, Order, Query
+from shipper.emulator.query import _FILTERS, ApiError, Order, Query
 from shipper.model import compact_json
 
 Facets = tuple[tuple[str, ...], ...]
@@ -155,6 +155,7 @@ class Store:
         self._org = _Partition(shared)
         self._tenant = _Partition(shared)
         self._when: dict[str, int] = {}  # id -> effective_at, to place any cursor
+        self._poison: set[str] = set()  # ids of entries that are not readable events
 
     def add(self, events: Iterable[Event]) -> None:
         with gc_paused():
@@ -163,6 +164,14 @@ class Store:
                 row = _row(event)
                 split[is_tenant_scoped(event["type"])].append(row)
             self._insert(tenant=split[True], org=split[False])
+
+    def add_poison(self, when: int, place_id: str, blob: bytes, *, tenant: bool) -> None:
+        """An entry served byte for byte at `(when, place_id)`; no filter matches it, and it is
+        not part of the ground truth (it cannot be delivered as an event)."""
+        row: _Row = (when, place_id, blob, ((),) * len(_FILTERS))
+        self._insert(tenant=[row] if tenant else [], org=[] if tenant else [row])
+        with self._lock:
+            self._poison.add(place_id)
 
     def _insert(self, *, tenant: list[_Row], org: list[_Row]) -> None:
         ids = [row[1] for row in tenant + org]
@@ -177,7 +186,9 @@ class Store:
         """Every event's JSON bytes, ascending by (effective_at, id) across both scopes."""
         with self._lock:  # copies: in-place inserts may run while the merge iterates
             parts = [(p.times[:], p.ids[:], p.blobs[:]) for p in (self._org, self._tenant)]
-        return [blob for *_, blob in heapq.merge(*(zip(*part, strict=True) for part in parts))]
+            poison = set(self._poison)
+        merged = heapq.merge(*(zip(*part, strict=True) for part in parts))
+        return [blob for _, event_id, blob in merged if event_id not in poison]
 
     def page(self, q: Query, order: Order) -> _Page:
         part = self._tenant if q.tenant_only else self._org
