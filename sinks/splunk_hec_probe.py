@@ -4,8 +4,8 @@ Health: `GET /services/collector/health` answers 200 code 17 "HEC is healthy", o
 18-20 (queues full, ack service unavailable). Token: an empty `POST /services/collector/event`
 is refused with 400 code 5 "No data" *after* the token was checked, so that answer proves the
 token valid without indexing anything; codes 1-4 (401/403) mean it is wrong or disabled.
-Indexer acknowledgement: a query on `/services/collector/ack` answers 200 when the token has it,
-400 code 14 "ACK is disabled" when it has not.
+Indexer acknowledgement: a query on `/services/collector/ack` answers 200 `{"acks": ...}` when the
+token has it, 400 code 14 "ACK is disabled" when it has not.
 """
 
 from __future__ import annotations
@@ -94,11 +94,20 @@ def ack_supported(
     except httpx.HTTPError as exc:
         return None, f"no answer: {type(exc).__name__}"
     reply = parse_reply(response)
-    if 200 <= reply.status < 300:
+    if 200 <= reply.status < 300 and _answers_acks(response):
         return True, "enabled on the token"
     if reply.code == CODE_ACK_DISABLED:
         return False, "disabled on the token (HEC code 14)"
     return None, describe(response)
+
+
+def _answers_acks(response: httpx.Response) -> bool:
+    """Whether the body is HEC's ack answer (`{"acks": {...}}`), not some other 200."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(body, dict) and isinstance(body.get("acks"), dict)
 
 
 def ack_verdict(setting: bool | str, supported: bool | None, why: str) -> str:
