@@ -92,7 +92,12 @@ def http_sinks(url: str) -> dict[str, Callable[[dict[str, Any]], Sink]]:
 
     return {
         "splunk_hec (raw)": make(
-            splunk_hec, type="splunk_hec", name="hec", url=url, token_env=TOKEN_ENV
+            splunk_hec,
+            type="splunk_hec",
+            name="hec",
+            url=url,
+            token_env=TOKEN_ENV,
+            indexer_ack=False,  # the receiver has no acknowledgement: this measures sending
         ),
         "elasticsearch _bulk (ecs)": make(elasticsearch, type="elasticsearch", name="es", url=url),
         "webhook (raw ndjson)": make(webhook, type="webhook", name="hook", url=f"{url}/webhook"),

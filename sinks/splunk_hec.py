@@ -1,9 +1,12 @@
 """Splunk HTTP Event Collector sink (`type = "splunk_hec"`).
 
 Events go to `POST {url}/services/collector/event` as concatenated HEC event objects, each
-document under `event`, with `time` = the event's `effective_at`. Delivered means: HEC answered
-200 (`indexer_ack = false`), or HEC reported the request's `ackId` as indexed (`indexer_ack =
-true`, checked in `flush()`, so the cursor moves only over indexed data).
+document under `event`, with `time` = the event's `effective_at`. Delivered means: HEC reported
+the request's `ackId` as indexed (indexer acknowledgement, checked in `flush()`, so the cursor
+moves only over indexed data), or, without it, only that HEC answered 200 (accepted, and lost if
+HEC dies before indexing). `indexer_ack = "auto"` (the default) uses acknowledgement when the
+token has it: asked at start on `/services/collector/ack`, else told by the first reply (an
+`ackId` or none); when it is off, a warning says so at start and `check` says so.
 
 429/5xx (503 code 9 "server busy" included) are retried; a bad token, a missing index or a
 refused channel stops the sink with a message saying what to fix; code 6 with
@@ -39,7 +42,7 @@ from sinks.http_common import (
 )
 from sinks.http_isolate import Item, Refused, deliver_in_batches
 from sinks.splunk_hec_ack import AckTracker
-from sinks.splunk_hec_probe import probe_hec
+from sinks.splunk_hec_probe import ACK_OFF, ack_supported, ack_verdict, probe_hec
 from sinks.splunk_hec_protocol import (
     ACK_PATH,
     EVENT_PATH,
@@ -72,8 +75,10 @@ class SplunkHecSettings(HttpSinkSettings):
     indexed_fields: bool = Field(
         default=True, description="Add indexed fields event_type and organization (`fields`)."
     )
-    indexer_ack: bool = Field(
-        default=False, description="Wait for indexer acknowledgement before moving the cursor."
+    indexer_ack: bool | Literal["auto"] = Field(
+        default="auto",
+        description="Wait for indexer acknowledgement before moving the cursor; auto: when the "
+        "token has it enabled.",
     )
     ack_timeout: Duration = Field(
         default=300.0, description="Re-send a batch not acknowledged within this time."
@@ -143,18 +148,12 @@ class SplunkHecSink:
         self._sleep = sleep
         self._client: httpx.Client | None = None
         self._headers: dict[str, str] = {}
+        self._clock = clock
         self._acks: AckTracker[Item] | None = None
-        if settings.indexer_ack:
-            self._acks = AckTracker(
-                self.name,
-                poll=self._poll_acks,
-                resend=self._resend,
-                timeout=settings.ack_timeout,
-                interval=settings.ack_poll_interval,
-                max_resends=settings.ack_max_resends,
-                clock=clock,
-                sleep=sleep,
-            )
+        # None while `indexer_ack = "auto"` has not found out whether the token has it.
+        self.indexer_ack: bool | None = None
+        if settings.indexer_ack is True:
+            self._use_ack(True)
 
     # -- lifecycle -------------------------------------------------------------------------
     def open(self) -> None:
@@ -171,6 +170,35 @@ class SplunkHecSink:
             "x-splunk-request-channel": self.channel,
         }
         self._client = make_client(self.settings)
+        if self.settings.indexer_ack is False:
+            self._use_ack(False, "indexer_ack = false")
+        elif self.indexer_ack is None:
+            supported, why = ack_supported(self._client, self.settings.url, self._headers)
+            if supported is not None:
+                self._use_ack(supported, why)
+
+    def _use_ack(self, on: bool, why: str = "") -> None:
+        """Settle indexer acknowledgement on or off; off is said loudly (fewer guarantees)."""
+        self.indexer_ack = on
+        if on:
+            self._acks = AckTracker(
+                self.name,
+                poll=self._poll_acks,
+                resend=self._resend,
+                timeout=self.settings.ack_timeout,
+                interval=self.settings.ack_poll_interval,
+                max_resends=self.settings.ack_max_resends,
+                clock=self._clock,
+                sleep=self._sleep,
+            )
+        else:
+            log.warning(
+                "hec_indexer_ack_off",
+                sink=self.name,
+                reason=why,
+                meaning=ACK_OFF,
+                fix="enable indexer acknowledgement on the HEC token",
+            )
 
     def close(self) -> None:
         if self._acks is not None:
@@ -187,7 +215,15 @@ class SplunkHecSink:
     def probe(self) -> str:
         self.open()
         assert self._client is not None
-        return probe_hec(self.name, self._client, self.settings.url, self._headers)
+        verdict = probe_hec(self.name, self._client, self.settings.url, self._headers)
+        supported, why = ack_supported(self._client, self.settings.url, self._headers)
+        if self.settings.indexer_ack is True and supported is False:
+            raise SinkFatalError(
+                self.name,
+                f"{verdict}; indexer acknowledgement: {why}, but indexer_ack = true: enable it "
+                "on the token or set indexer_ack = false",
+            )
+        return f"{verdict}; {ack_verdict(self.settings.indexer_ack, supported, why)}"
 
     # -- delivery --------------------------------------------------------------------------
     def send(self, batch: Sequence[AuditEvent]) -> Sequence[Rejection]:
@@ -226,8 +262,16 @@ class SplunkHecSink:
         response = self._post(EVENT_PATH, b"\n".join(doc for _, doc in items))
         reply = parse_reply(response)
         raise_if_fatal(self.name, response, reply, self.settings.index)
-        refused = refusal(response, reply, prefix_accepted=self._acks is None)
-        if refused is None and self._acks is not None and reply.ack_id is None and reply.code == 0:
+        # Unless acknowledgement is known off, the accepted prefix of a refused batch is unproven.
+        refused = refusal(response, reply, prefix_accepted=self.indexer_ack is False)
+        if refused is None and self.indexer_ack is None and reply.code == 0:
+            self._use_ack(reply.ack_id is not None, "HEC's reply carried no ackId")
+        if (
+            refused is None
+            and self.settings.indexer_ack is True
+            and reply.ack_id is None
+            and reply.code == 0
+        ):
             raise SinkFatalError(
                 self.name,
                 "indexer_ack = true but HEC returned no ackId: indexer acknowledgement is not "

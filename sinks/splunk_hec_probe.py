@@ -4,17 +4,22 @@ Health: `GET /services/collector/health` answers 200 code 17 "HEC is healthy", o
 18-20 (queues full, ack service unavailable). Token: an empty `POST /services/collector/event`
 is refused with 400 code 5 "No data" *after* the token was checked, so that answer proves the
 token valid without indexing anything; codes 1-4 (401/403) mean it is wrong or disabled.
+Indexer acknowledgement: a query on `/services/collector/ack` answers 200 `{"acks": ...}` when the
+token has it, 400 code 14 "ACK is disabled" when it has not.
 """
 
 from __future__ import annotations
 
 import httpx
+import orjson
 
 from shipper.errors import SinkFatalError, SinkRetryableError
 from shipper.secrets import redact
 from sinks.http_common import describe
 from sinks.splunk_hec_protocol import (
+    ACK_PATH,
     CHANNEL_CODES,
+    CODE_ACK_DISABLED,
     CODE_HEALTHY,
     CODE_NO_DATA,
     EVENT_PATH,
@@ -74,3 +79,46 @@ def probe_hec(sink: str, client: httpx.Client, base: str, headers: dict[str, str
     if not (healthy and token_ok):
         raise SinkRetryableError(sink, verdict)
     return verdict
+
+
+ACK_OFF = "delivered then means only accepted by HEC, not indexed"
+
+
+def ack_supported(
+    client: httpx.Client, base: str, headers: dict[str, str]
+) -> tuple[bool | None, str]:
+    """Whether the token has indexer acknowledgement (None: could not tell), and why."""
+    body = orjson.dumps({"acks": [0]})
+    try:
+        response = client.request("POST", base + ACK_PATH, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return None, f"no answer: {type(exc).__name__}"
+    reply = parse_reply(response)
+    if 200 <= reply.status < 300 and _answers_acks(response):
+        return True, "enabled on the token"
+    if reply.code == CODE_ACK_DISABLED:
+        return False, "disabled on the token (HEC code 14)"
+    return None, describe(response)
+
+
+def _answers_acks(response: httpx.Response) -> bool:
+    """Whether the body is HEC's ack answer (`{"acks": {...}}`), not some other 200."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(body, dict) and isinstance(body.get("acks"), dict)
+
+
+def ack_verdict(setting: bool | str, supported: bool | None, why: str) -> str:
+    """`check`'s words on indexer acknowledgement for `indexer_ack = setting`."""
+    if setting is False:
+        return f"indexer acknowledgement: OFF (indexer_ack = false): {ACK_OFF}"
+    if supported is True:
+        return "indexer acknowledgement: on (delivered means indexed)"
+    if supported is None:
+        return f"indexer acknowledgement: not checked ({why})"
+    return (
+        f"indexer acknowledgement: OFF, {why}: {ACK_OFF}; "
+        "enable it on the token for delivery up to the index"
+    )

@@ -2,12 +2,15 @@
 
 What "delivered" means here (there is no application-level acknowledgement in syslog):
 
-- TCP/TLS: `flush()` returns once every frame was written on a connection the receiver had not
-  closed and, on Linux, the receiving host's TCP stack acknowledged every byte (elsewhere: the
-  bytes were handed to the local kernel). Bytes the receiving host acknowledged but the syslog
-  daemon had not yet processed are lost if it dies at that moment; a connection found closed at
-  `flush()` fails the flush, so the window is sent again (a duplicate, never a gap). RELP, which
-  would close that gap, is not supported.
+- TCP/TLS: `flush()` returns once every frame of the window (everything sent since the last
+  flush) was written on the one connection it verifies, the receiver had not closed it and, on
+  Linux, the receiving host's TCP stack acknowledged every byte (elsewhere: the bytes were handed
+  to the local kernel). When a connection is replaced inside a window (a write timed out, the
+  receiver closed it), the new one first carries the window again from its start, so what the
+  abandoned one held is duplicated, never lost. A connection found closed at `flush()` fails the
+  flush, so the window is sent again. Bytes the receiving host acknowledged but the syslog daemon
+  had not yet processed are lost if it dies at that moment; RELP, which would close that gap, is
+  not supported.
 - UDP: best effort. A datagram handed to the kernel counts as delivered; the network or the
   receiver may drop it and nobody will know. An event whose message exceeds `udp_max_bytes` is
   never truncated: it is rejected (dead-letter file, with the reason).
@@ -212,24 +215,27 @@ class SyslogSink:
         events = [event for event, _ in messages]
         frames = [frame(message, self.settings.framing) for _, message in messages]
         s = self.settings
-        for start, end in batches(
-            events, frames, max_events=s.batch_max_events, max_bytes=s.batch_max_bytes
-        ):
-            payload = b"".join(frames[start:end])
-            self._retry("write to", functools.partial(self._stream.write, payload))
+        try:
+            for start, end in batches(
+                events, frames, max_events=s.batch_max_events, max_bytes=s.batch_max_bytes
+            ):
+                payload = b"".join(frames[start:end])
+                self._retry("write to", functools.partial(self._stream.write, payload))
+        except (SinkRetryableError, SinkFatalError):
+            self._stream.abandon()  # the window fails and is sent again, whole
+            raise
         return rejections
 
     def flush(self) -> None:
-        if (problem := self._stream.undelivered()) is not None:
-            self._stream.disconnect()
+        if (problem := self._stream.confirm()) is not None:
             if self._stream.tls is not None and self.settings.cert_file is None:
                 problem += " (if it requires a client certificate, set cert_file and key_file)"
             raise SinkRetryableError(
-                self.name, f"{self._where}: {problem}; the last batches will be sent again"
+                self.name, f"{self._where}: {problem}; the whole window will be sent again"
             )
 
     def close(self) -> None:
-        self._stream.disconnect()
+        self._stream.abandon()
 
     def probe(self) -> str:
         if self._render is None:

@@ -1,5 +1,10 @@
 """The syslog sink's sockets: UDP datagrams, and a persistent TCP or TLS connection that is
-reopened when the receiver closed it and can wait for the receiving TCP stack's acknowledgements."""
+reopened when the receiver closed it and can wait for the receiving TCP stack's acknowledgements.
+
+Bytes written on a connection that is later abandoned (a write timed out, the receiver closed it)
+may never have reached the receiving program. So the connection keeps every payload written since
+the last confirmation and writes them all again, first, on each new connection: at confirmation,
+the connection that is verified holds the whole window (a duplicate, never a gap)."""
 
 from __future__ import annotations
 
@@ -92,6 +97,8 @@ class StreamConnection:
         self._server_name = server_name
         self.tls: ssl.SSLContext | None = None
         self._sock: socket.socket | None = None
+        # Written since the last confirmation; all of it is on `_sock` whenever `_sock` is set.
+        self._unconfirmed: list[bytes] = []
 
     @property
     def tls_version(self) -> str | None:
@@ -99,19 +106,32 @@ class StreamConnection:
         return self._sock.version() if isinstance(self._sock, ssl.SSLSocket) else None
 
     def write(self, payload: bytes) -> None:
+        """Write `payload` whole on an open connection; it counts once `confirm()` says so."""
         sock = self.connection()
         try:
             sock.sendall(payload)
         except OSError:
             self.disconnect()
             raise
+        self._unconfirmed.append(payload)
 
     def connection(self) -> socket.socket:
+        """The open connection; a new one first carries everything written and not confirmed."""
         if self._sock is not None and (reason := closed_reason(self._sock)):
             log.info("syslog_reconnect", sink=self._sink, reason=reason)
             self.disconnect()
         if self._sock is None:
-            self._sock = self._connect()
+            sock = self._connect()
+            if self._unconfirmed:
+                size = sum(map(len, self._unconfirmed))
+                log.info("syslog_resend_unconfirmed", sink=self._sink, bytes=size)
+                try:
+                    for payload in self._unconfirmed:
+                        sock.sendall(payload)
+                except OSError:
+                    _close(sock)
+                    raise
+            self._sock = sock
         return self._sock
 
     def _connect(self) -> socket.socket:
@@ -126,12 +146,21 @@ class StreamConnection:
             raise
         return sock
 
-    def undelivered(self) -> str | None:
-        """None once the receiving host acknowledged every byte on an open connection (or none
-        is open), else why not."""
+    def confirm(self) -> str | None:
+        """None once the receiving host acknowledged, on the open connection, every byte written
+        since the last confirmation; else why not (and those bytes are forgotten: the caller
+        fails the window, which is sent again)."""
+        problem = self._undelivered()
+        self._unconfirmed.clear()
+        if problem is not None:
+            self.disconnect()
+        return problem
+
+    def _undelivered(self) -> str | None:
         sock = self._sock
         if sock is None:
-            return None
+            # write() raises when it cannot leave its payload on an open connection.
+            return "the connection was lost" if self._unconfirmed else None
         timeout = self._timeout
         deadline = time.monotonic() + timeout
         pause = _ACK_POLL[0]
@@ -146,14 +175,23 @@ class StreamConnection:
             time.sleep(pause)
             pause = min(pause * 2, _ACK_POLL[1])
 
+    def abandon(self) -> None:
+        """Disconnect and forget what was not confirmed (the window failed; it is sent again)."""
+        self._unconfirmed.clear()
+        self.disconnect()
+
     def disconnect(self) -> None:
+        """Close the connection; what it carried unconfirmed goes again on the next one."""
         sock, self._sock = self._sock, None
-        if sock is None:
-            return
-        if isinstance(sock, ssl.SSLSocket):
-            # A close_notify spares the receiver a "connection not properly terminated" error.
-            with contextlib.suppress(OSError, ValueError):
-                sock.settimeout(0.2)
-                sock.unwrap()
-        with contextlib.suppress(OSError):
-            sock.close()
+        if sock is not None:
+            _close(sock)
+
+
+def _close(sock: socket.socket) -> None:
+    if isinstance(sock, ssl.SSLSocket):
+        # A close_notify spares the receiver a "connection not properly terminated" error.
+        with contextlib.suppress(OSError, ValueError):
+            sock.settimeout(0.2)
+            sock.unwrap()
+    with contextlib.suppress(OSError):
+        sock.close()

@@ -254,7 +254,10 @@ def test_token_errors_are_fatal_with_a_clear_message(
 
 def test_missing_authorization_scheme_is_fatal(hec: FakeHec) -> None:
     """401 code 3 (invalid authorization) is fatal too."""
-    hec.receiver.script(Reply.json(401, {"text": "Invalid authorization", "code": 3}))
+    hec.receiver.script(
+        Reply.json(401, {"text": "Invalid authorization", "code": 3}),
+        path="/services/collector/event",
+    )
     with pytest.raises(SinkFatalError, match="Invalid authorization"):
         sink_for(hec).send(events(1))
 
@@ -268,14 +271,17 @@ def test_incorrect_index_is_fatal_and_names_the_index(hec: FakeHec) -> None:
 
 def test_invalid_channel_is_fatal(hec: FakeHec) -> None:
     """400 code 11 (invalid data channel) is a configuration error."""
-    hec.receiver.script(Reply.json(400, {"text": "Invalid data channel", "code": 11}))
+    hec.receiver.script(
+        Reply.json(400, {"text": "Invalid data channel", "code": 11}),
+        path="/services/collector/event",
+    )
     with pytest.raises(SinkFatalError, match="channel"):
         sink_for(hec).send(events(1))
 
 
 def test_wrong_url_is_fatal(hec: FakeHec) -> None:
     """A 404 page without a HEC code means url does not point at HEC."""
-    hec.receiver.script(Reply(404, b"<html>not found</html>"))
+    hec.receiver.script(Reply(404, b"<html>not found</html>"), path="/services/collector/event")
     with pytest.raises(SinkFatalError, match="no HEC endpoint"):
         sink_for(hec).send(events(1))
 
@@ -418,7 +424,7 @@ def test_probe_unhealthy_bad_token_and_unreachable(
 def test_token_never_in_errors_or_logs(hec: FakeHec, ft: FakeTime) -> None:
     """The token stays out of errors and logs even when HEC echoes the Authorization header."""
     echo = lambda r: Reply(503, r.headers["authorization"].encode())  # noqa: E731
-    hec.receiver.script(*[echo] * 4)
+    hec.receiver.script(*[echo] * 4, path="/services/collector/event")
     with capture_logs() as logs, pytest.raises(SinkRetryableError) as info:
         sink_for(hec, ft).send(events(1))
     assert logs and TOKEN not in str(info.value) + repr(logs)
