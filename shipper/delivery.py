@@ -22,7 +22,7 @@ from shipper.errors import SinkError
 from shipper.metrics import Metrics
 from shipper.model import AuditEvent
 from shipper.secrets import redact
-from shipper.sink import Sink
+from shipper.sink import Progress, Sink
 from shipper.state import CursorStore
 from shipper.windows import Cursor
 
@@ -98,6 +98,8 @@ class SinkWorker:
             try:
                 self._deliver(window)
             except SinkError as exc:
+                if exc.progress is not None:
+                    self._record(exc.progress)
                 self._fail(str(exc))
             except OSError as exc:  # disk full, read-only state directory, ...
                 self._fail(f"{type(exc).__name__}: {exc.strerror or exc}")
@@ -109,6 +111,23 @@ class SinkWorker:
         self.report.state = "failed"
         self.report.error = redact(message)
         log.error("sink_failed", sink=self.name, error=self.report.error)
+
+    def _record(self, progress: Progress) -> None:
+        """Keep what a failed send settled, so the next attempt at the window sends only the rest."""
+        try:
+            deadletter.append(self.dead_letter_path, self.name, progress.rejected, self.clock())
+            settled = [*progress.delivered, *(r.event for r in progress.rejected)]
+            self.cursor = self.cursor.record(settled, self.lookback)
+            self.store.save(self.name, self.cursor)
+        except OSError as exc:  # the window is sent again whole: duplicates, never a gap
+            log.warning("sink_progress_not_saved", sink=self.name, error=str(exc))
+            return
+        delivered, dead = len(progress.delivered), len(progress.rejected)
+        self.report.delivered += delivered
+        self.report.dead_lettered += dead
+        if self.metrics is not None:
+            self.metrics.delivered.labels(self.source, self.name).inc(delivered)
+            self.metrics.dead_lettered.labels(self.source, self.name).inc(dead)
 
     def _deliver(self, window: Window) -> None:
         todo = self.cursor.pending(window.events, self.lookback)

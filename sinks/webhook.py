@@ -176,8 +176,10 @@ class WebhookSink:
             batch,
             self._render,
             self._attempt,
+            sink=self.name,
             max_events=self.settings.batch_max_events,
             max_bytes=max_bytes,
+            acknowledged=True,  # a 2xx answer is the receiver's promise: no flush to wait for
         )
         if rejections:
             log.warning("webhook_events_refused", sink=self.name, count=len(rejections))
@@ -189,7 +191,7 @@ class WebhookSink:
             return b"[" + b",".join(docs) + b"]"
         return b"\n".join(docs) + b"\n"
 
-    def _attempt(self, items: Sequence[Item]) -> Refused | None:
+    def _attempt(self, items: Sequence[Item], *, quick: bool = False) -> Refused | None:
         assert self._client is not None
         client = self._client
         payload = self._payload(items)
@@ -209,7 +211,7 @@ class WebhookSink:
         response = send_with_retries(
             client,
             self.name,
-            policy_of(self.settings),
+            policy_of(self.settings, quick=quick),
             build,
             retry_statuses=RETRY_STATUSES,
             sleep=self._sleep,
