@@ -114,6 +114,8 @@ class SinkWorker:
 
     def _record(self, progress: Progress) -> None:
         """Keep what a failed send settled, so the next attempt at the window sends only the rest."""
+        if not (progress.delivered or progress.rejected):
+            return
         try:
             deadletter.append(self.dead_letter_path, self.name, progress.rejected, self.clock())
             settled = [*progress.delivered, *(r.event for r in progress.rejected)]

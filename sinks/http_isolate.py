@@ -92,9 +92,11 @@ class Evidence(Generic[T]):
         self.refusals += 1
         self.in_a_row += 1
         if self.refusals > self.max_refusals:
-            raise self._unpinnable(f"{self.max_refusals} refused requests in one batch", reason)
+            raise self._unpinnable(
+                f"{self.max_refusals} requests refused or failed in one batch", reason
+            )
         if self.in_a_row > self.limit:
-            raise self._unpinnable(f"{self.in_a_row} requests in a row refused", reason)
+            raise self._unpinnable(f"{self.in_a_row} requests in a row refused or failed", reason)
 
     def suspect(self, item: T, reason: str) -> None:
         self.suspects.append((item, reason))
@@ -106,7 +108,8 @@ class Evidence(Generic[T]):
                 raise self._unpinnable("nothing was accepted", self.suspects[0][1])
             if self.in_a_row > 1:
                 raise self._unpinnable(
-                    f"the last {self.in_a_row} requests were refused", self.suspects[-1][1]
+                    f"the last {self.in_a_row} requests were refused or failed",
+                    self.suspects[-1][1],
                 )
         return [*self.pinned, *self.suspects]
 

@@ -20,9 +20,9 @@ from shipper.model import AuditEvent, normalize
 from shipper.render import document_renderer
 from shipper.sink import Sink, SinkContext
 from sinks.elasticsearch import MAX_REFUSALS, ElasticsearchSink, plugin
-from sinks.http_isolate import in_a_row_limit
 from sinks.elasticsearch_bulk import bulk_body, encode_entry
 from sinks.elasticsearch_settings import ElasticsearchSettings
+from sinks.http_isolate import in_a_row_limit
 from tests.contract.events import HOSTILE, api_event, events
 from tests.receivers.base import Reply
 from tests.receivers.fake_elasticsearch import DEFAULT_INDEX, FakeElasticsearch, es_error
