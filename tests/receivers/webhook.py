@@ -54,6 +54,13 @@ def _verify(secret: str, request: Recorded, tolerance: float) -> str | None:
     return "no matching signature"
 
 
+def echo(request: Recorded) -> bytes:
+    """The request as a careless receiver quotes it back: credentials first, then the body."""
+    headers = sorted(request.headers.items(), key=lambda kv: kv[0] != "authorization")
+    lines = [f"{name}: {value}" for name, value in headers]
+    return ("\n".join(lines) + "\n\n").encode() + request.body
+
+
 def _documents(request: Recorded) -> list[Any]:
     text = request.body.decode("utf-8")
     if request.headers.get("content-type", "").startswith("application/json"):
@@ -102,8 +109,7 @@ class FakeWebhook:
     def handle(self, request: Recorded) -> Reply:
         reply = self._handle(request)
         if self.echo and reply.status >= 400:
-            echoed = {"headers": request.headers, "body": request.body.decode("utf-8", "replace")}
-            return Reply.json(reply.status, {"error": reply.body.decode(), "request": echoed})
+            return Reply(reply.status, reply.body + b"; you sent: " + echo(request))
         return reply
 
     def _handle(self, request: Recorded) -> Reply:
