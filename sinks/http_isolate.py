@@ -117,8 +117,8 @@ class Evidence(Generic[T]):
         return SinkRetryableError(
             self.sink,
             f"{what} while isolating the events behind a refusal, so it is not about single "
-            f"events (nothing dead-lettered; the receiver may be down or refusing everything): "
-            f"{reason}",
+            "events (the receiver may be down, misconfigured or refusing everything; the cursor "
+            f"stays): {reason}",
         )
 
 

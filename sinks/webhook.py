@@ -3,9 +3,11 @@
 Delivered means the receiver answered 2xx to the request that carried the event. 408, 429 and
 5xx are retried (honouring `Retry-After`); 401/403 stop the sink (credentials); 404, 405, 410 and
 415 stop it too (the URL or the encoding is wrong, not the event); any other 4xx (400, 413,
-422, ...) is taken as "this content is refused": the batch is halved until the refused events
-are isolated, and only those go to the dead-letter file. Requests can be signed per the Standard
-Webhooks spec (see `sinks.webhook_signing`).
+422, ...) is taken as "this content is refused", and a 5xx that outlasts the retries as "this
+content may crash the receiver": the batch is halved until the events behind it are isolated,
+and those go to the dead-letter file only when the receiver took the others (the rule lives in
+`sinks.http_isolate.Evidence`). Requests can be signed per the Standard Webhooks spec (see
+`sinks.webhook_signing`).
 """
 
 from __future__ import annotations
