@@ -101,5 +101,13 @@ class SinkRetryableError(SinkError):
         self.retry_after = retry_after
 
 
+class SinkRefusalsUnexplainedError(SinkRetryableError):
+    """Events were refused, but nothing showed the receiver takes others: not yet their fault.
+
+    The pipeline may send them again along with the next window's events, whose acceptance
+    would settle it.
+    """
+
+
 class SinkFatalError(SinkError):
     """A failure no retry can fix (bad token, missing index): stop this sink and tell the operator."""

@@ -5,8 +5,9 @@ delivered, so Elasticsearch never holds a duplicate. 429 and 5xx items are sent 
 backoff; other 4xx items go to the dead-letter file with Elasticsearch's reason. A whole request
 refused with 429/5xx/408 is retried; a 413 or 400 is split in halves to find the event behind it
 (a refusal no single event explains stops the sink instead of dead-lettering the batch: the
-shared rule of `sinks.http_isolate.Evidence`, which item refusals obey too); 401, 403 and 404 stop the sink with what the operator must fix. `send` returns only
-once every item has an answer, so `flush` has nothing left to wait for.
+shared rule of `sinks.http_isolate.Evidence`, which item refusals obey too); 401, 403 and 404
+stop the sink with what the operator must fix. `send` returns only once every item has an
+answer, so `flush` has nothing left to wait for.
 """
 
 from __future__ import annotations

@@ -11,10 +11,11 @@ retries), until single events are left.
 about the receiver. An event refused alone is dead-lettered only if the receiver accepted
 another request of the same `send` after the first refusal (its siblings went through), and
 unless the send ended in a run of refusals (the receiver may have gone down just then).
-Otherwise, and when too many requests in a row are refused (`in_a_row_limit`) or a batch costs
-more than `max_refusals`, the cause is not a single event: an outage, a receiver refusing
-everything, a wrong configuration. The sink then fails (`SinkRetryableError`: its cursor stays,
-nothing is dead-lettered) and the next run tries again.
+Otherwise the refused events are not blamed yet (`SinkRefusalsUnexplainedError`: the worker
+sends them again with the next window). When too many requests in a row are refused
+(`in_a_row_limit`) or a batch costs more than `max_refusals`, the cause is not a single event:
+an outage, a receiver refusing everything, a wrong configuration. The sink then fails
+(`SinkRetryableError`: its cursor stays, nothing is dead-lettered) and the next run tries again.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-from shipper.errors import SinkError, SinkRetryableError
+from shipper.errors import SinkError, SinkRefusalsUnexplainedError, SinkRetryableError
 from shipper.model import AuditEvent
 from shipper.sink import Progress, Rejection, batches
 from sinks.http_common import ReceiverFailedError
@@ -105,16 +106,16 @@ class Evidence(Generic[T]):
         """The refused items to dead-letter; raises if the refusals are not theirs."""
         if self.suspects:
             if not self.accepted_after_refusal:
-                raise self._unpinnable("nothing was accepted", self.suspects[0][1])
+                raise self._unpinnable("nothing was accepted", self.suspects[0][1], later=True)
             if self.in_a_row > 1:
-                raise self._unpinnable(
-                    f"the last {self.in_a_row} requests were refused or failed",
-                    self.suspects[-1][1],
-                )
+                what = f"the last {self.in_a_row} requests were refused or failed"
+                raise self._unpinnable(what, self.suspects[-1][1], later=True)
         return [*self.pinned, *self.suspects]
 
-    def _unpinnable(self, what: str, reason: str) -> SinkRetryableError:
-        return SinkRetryableError(
+    def _unpinnable(self, what: str, reason: str, *, later: bool = False) -> SinkRetryableError:
+        """The error; with `later`, one saying later events could still tell (see the worker)."""
+        kind = SinkRefusalsUnexplainedError if later else SinkRetryableError
+        return kind(
             self.sink,
             f"{what} while isolating the events behind a refusal, so it is not about single "
             "events (the receiver may be down, misconfigured or refusing everything; the cursor "

@@ -14,6 +14,7 @@ from shipper import app
 from shipper.config import load_config
 from shipper.emulator import Emulator, generate_events
 from shipper.errors import ExitCode
+from sinks.http_isolate import in_a_row_limit
 from tests.conftest import KEY, T0, config_text, write_config
 from tests.receivers.base import Recorded, Reply
 from tests.receivers.fake_elasticsearch import FakeElasticsearch
@@ -172,3 +173,45 @@ def test_a_window_cut_short_by_an_outage_is_resumed_without_resending_what_was_d
             hook.receiver._script.popleft()
         assert run(config).exit_code == ExitCode.OK
     assert Counter(hook.ids()) == Counter(e["id"] for e in history.events())  # each exactly once
+
+
+@pytest.mark.parametrize("refusal", ["4xx", "5xx"])
+def test_an_event_alone_in_its_window_is_blamed_once_a_later_window_goes_through(
+    tmp_path: Path, admin_key: str, refusal: str
+) -> None:
+    """A refused event with no sibling in its window is sent with the next one, not left to wedge."""
+    lone = generate_events(1, start=T0 - 4 * 3600, end=T0 - 4 * 3600 + 1, seed=1, id_prefix="lone-")
+    later = generate_events(50, start=T0 - 3600, end=T0, seed=2)
+    hook = FakeWebhook()
+    if refusal == "4xx":
+        hook.reject_ids = {lone[0]["id"]}
+    else:
+        hook.fail_ids = {lone[0]["id"]}
+    with Emulator(api_key=KEY, events=[*lone, *later]) as emu, hook.receiver:
+        sinks = f'[[sinks]]\ntype = "webhook"\nname = "hook"\nurl = "{hook.receiver.url}"\n{FAST}'
+        text = config_text(emu.base_url, tmp_path, start_at=T0 - 4 * 3600 - 300, sinks=sinks)
+        outcome = run(write_config(tmp_path, text))
+    assert outcome.exit_code == ExitCode.OK
+    assert [d["event_id"] for d in dead_letters(tmp_path, "hook")] == [lone[0]["id"]]
+    assert Counter(hook.ids()) == Counter(e["id"] for e in later)
+
+
+def test_a_receiver_refusing_everything_fails_the_sink_even_one_event_per_window(
+    tmp_path: Path, admin_key: str
+) -> None:
+    """Sparse history, every event alone in its window, all refused: exit 5, nothing dead-lettered."""
+    sparse = [
+        *generate_events(1, start=T0 - 9 * 3600, end=T0 - 9 * 3600 + 1, seed=3, id_prefix="a-"),
+        *generate_events(1, start=T0 - 5 * 3600, end=T0 - 5 * 3600 + 1, seed=4, id_prefix="b-"),
+        *generate_events(1, start=T0 - 3600, end=T0 - 3600 + 1, seed=5, id_prefix="c-"),
+    ]
+    hook = FakeWebhook()
+    hook.refuse_all = 400
+    with Emulator(api_key=KEY, events=sparse) as emu, hook.receiver:
+        sinks = f'[[sinks]]\ntype = "webhook"\nname = "hook"\nurl = "{hook.receiver.url}"\n{FAST}'
+        text = config_text(emu.base_url, tmp_path, start_at=T0 - 9 * 3600 - 300, sinks=sinks)
+        outcome = run(write_config(tmp_path, text))
+        assert outcome.exit_code == ExitCode.SINK_FAILED
+        assert covers_no_event(tmp_path, "hook", emu)
+    assert dead_letters(tmp_path, "hook") == []
+    assert event_requests(hook) <= 3 * in_a_row_limit(3)
