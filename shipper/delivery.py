@@ -18,11 +18,11 @@ from pathlib import Path
 import structlog
 
 from shipper import deadletter
-from shipper.errors import SinkError
+from shipper.errors import SinkError, SinkRefusalsUnexplainedError
 from shipper.metrics import Metrics
 from shipper.model import AuditEvent
 from shipper.secrets import redact
-from shipper.sink import Sink
+from shipper.sink import Progress, Sink
 from shipper.state import CursorStore
 from shipper.windows import Cursor
 
@@ -31,6 +31,8 @@ log = structlog.get_logger("shipper.delivery")
 # Windows waiting for a sink beyond the one it is delivering; the fetch side already holds up to
 # twice `concurrency` windows ahead, so a deeper queue would only hold more events in memory.
 MAX_QUEUED_WINDOWS = 1
+# Refused-but-unexplained events one window may hand to the next; more is not a lone bad event.
+MAX_CARRIED_EVENTS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,8 @@ class SinkWorker:
         default_factory=lambda: queue.Queue(MAX_QUEUED_WINDOWS)
     )
     _thread: threading.Thread | None = None
+    _carried: Window | None = None
+    _carried_error: str = ""
 
     @property
     def active(self) -> bool:
@@ -95,20 +99,68 @@ class SinkWorker:
         while (window := self._queue.get()) is not None:
             if self.report.state == "failed":
                 continue
+            if (carried := self._carried) is not None:  # refused events awaiting evidence
+                fresh = self.cursor.pending(window.events, self.lookback)
+                self._carried = Window(carried.start, window.end, carried.events + fresh)
+                if not fresh:
+                    continue  # nothing new to send beside them: wait for a window that has some
+                window, self._carried = self._carried, None
             try:
                 self._deliver(window)
+            except SinkRefusalsUnexplainedError as exc:
+                self._carry(window, exc)
             except SinkError as exc:
+                if exc.progress is not None:
+                    self._record(exc.progress)
                 self._fail(str(exc))
             except OSError as exc:  # disk full, read-only state directory, ...
                 self._fail(f"{type(exc).__name__}: {exc.strerror or exc}")
             except Exception as exc:  # a bug in a sink must not take the others down
                 log.exception("sink_crashed", sink=self.name)
                 self._fail(f"unexpected {type(exc).__name__}: {exc}")
+        if self._carried is not None:
+            self._carried = None
+            self._fail(self._carried_error)
+
+    def _carry(self, window: Window, exc: SinkRefusalsUnexplainedError) -> None:
+        """Hold refused events nothing could blame yet, to send them with the next window.
+
+        A lone event a receiver refuses proves nothing (the receiver may refuse everything);
+        sent beside later events that get through, it is blamed and dead-lettered instead of
+        wedging the sink. The cursor does not move past it meanwhile.
+        """
+        if exc.progress is not None:
+            self._record(exc.progress)
+        left = self.cursor.pending(window.events, self.lookback)
+        if len(left) > MAX_CARRIED_EVENTS:
+            self._fail(str(exc))
+            return
+        self._carried, self._carried_error = Window(window.start, window.end, left), str(exc)
+        log.info("refused_events_carried", sink=self.name, events=len(left))
 
     def _fail(self, message: str) -> None:
         self.report.state = "failed"
         self.report.error = redact(message)
         log.error("sink_failed", sink=self.name, error=self.report.error)
+
+    def _record(self, progress: Progress) -> None:
+        """Keep what a failed send settled, so the next attempt at the window sends only the rest."""
+        if not (progress.delivered or progress.rejected):
+            return
+        try:
+            deadletter.append(self.dead_letter_path, self.name, progress.rejected, self.clock())
+            settled = [*progress.delivered, *(r.event for r in progress.rejected)]
+            self.cursor = self.cursor.record(settled, self.lookback)
+            self.store.save(self.name, self.cursor)
+        except OSError as exc:  # the window is sent again whole: duplicates, never a gap
+            log.warning("sink_progress_not_saved", sink=self.name, error=str(exc))
+            return
+        delivered, dead = len(progress.delivered), len(progress.rejected)
+        self.report.delivered += delivered
+        self.report.dead_lettered += dead
+        if self.metrics is not None:
+            self.metrics.delivered.labels(self.source, self.name).inc(delivered)
+            self.metrics.dead_lettered.labels(self.source, self.name).inc(dead)
 
     def _deliver(self, window: Window) -> None:
         todo = self.cursor.pending(window.events, self.lookback, window.start)

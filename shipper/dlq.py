@@ -3,7 +3,9 @@
 
 Replay is itself at-least-once: entries are removed from the dead-letter file only after the
 sink acknowledged them (flush), and the file is rewritten atomically with what was refused again.
-The state lock is held throughout, so a concurrent run cannot append meanwhile.
+The state lock is held throughout, so a concurrent run cannot append meanwhile; hence `replay`
+and `purge` need a follow-mode process on the same state directory stopped first (they exit 6
+saying so, and touch nothing, while it runs).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ import orjson
 from shipper import deadletter, quarantine
 from shipper.app import create_sink
 from shipper.config import Config, SourceSettings, load_config
-from shipper.errors import ConfigError, ShipperError
+from shipper.errors import ConfigError, LockHeldError, ShipperError
 from shipper.fsutil import atomic_write
 from shipper.model import AuditEvent
 from shipper.sink import SinkSettings
@@ -81,11 +84,29 @@ def list_entries(config: Config, sink: str, *, as_json: bool) -> int:
     return 0
 
 
+@contextmanager
+def _state_lock(config: Config) -> Iterator[None]:
+    """Hold the state lock; a clear way out when a running shipper holds it."""
+    lock = StateLock(config.state.dir)
+    try:
+        lock.acquire()
+    except LockHeldError as exc:
+        raise LockHeldError(
+            f"{exc}. Dead letters are changed only while no shipper runs on this state "
+            "directory: stop the follow-mode process (e.g. systemctl stop shipper), run this "
+            "command, then start it again"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def replay(config: Config, sink: str) -> int:
     """Re-send every dead letter; keep (rewritten) only those refused again. Exit 5 if any remain."""
     settings = _settings(config, sink)
     path = path_of(config, settings)
-    with StateLock(config.state.dir):
+    with _state_lock(config):
         entries = list(read_entries(path))
         if not entries:
             print(f"nothing to replay: {path} is empty or absent")
@@ -111,7 +132,7 @@ def purge(config: Config, sink: str, *, yes: bool) -> int:
     if not yes:
         print(f"would delete {count} dead letter(s) in {path}; add --yes to do it", file=sys.stderr)
         return 2
-    with StateLock(config.state.dir):
+    with _state_lock(config):
         path.unlink(missing_ok=True)
     print(f"deleted {count} dead letter(s) from {path}")
     return 0
@@ -162,7 +183,7 @@ def replay_quarantine(config: Config, source: SourceSettings) -> int:
     nothing is removed (the next replay sends those events again: at-least-once).
     """
     path = quarantine.default_path(config.state.dir, source.name)
-    with StateLock(config.state.dir):
+    with _state_lock(config):
         entries = quarantine.read_entries(path)
         if not entries:
             print(f"nothing to replay: {path} is empty or absent")

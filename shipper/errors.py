@@ -6,6 +6,10 @@ Only the CLI turns these into exit codes (see `ExitCode`); everything below it r
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shipper.sink import Progress
 
 
 class ExitCode(enum.IntEnum):
@@ -82,6 +86,7 @@ class SinkError(ShipperError):
     """A sink could not take the batch; its cursor stays where it was."""
 
     exit_code = ExitCode.SINK_FAILED
+    progress: Progress | None = None  # what the failing send had settled for good, if it knows
 
     def __init__(self, sink: str, message: str) -> None:
         super().__init__(f"sink {sink!r}: {message}")
@@ -94,6 +99,14 @@ class SinkRetryableError(SinkError):
     def __init__(self, sink: str, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(sink, message)
         self.retry_after = retry_after
+
+
+class SinkRefusalsUnexplainedError(SinkRetryableError):
+    """Events were refused, but nothing showed the receiver takes others: not yet their fault.
+
+    The pipeline may send them again along with the next window's events, whose acceptance
+    would settle it.
+    """
 
 
 class SinkFatalError(SinkError):

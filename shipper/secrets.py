@@ -17,6 +17,8 @@ _known: set[str] = set()
 _lock = threading.Lock()
 # Shapes of credentials we redact even when we never read them (a key pasted into a URL, say).
 _PATTERNS = re.compile(r"\b(sk-[A-Za-z0-9_\-]{8,}|whsec_[A-Za-z0-9+/=]{8,})")
+# An Authorization value echoed back (a receiver's error body, a proxy's page): keep the scheme.
+_CREDENTIALS = re.compile(r"\b(Basic|Bearer|Splunk|ApiKey)(\s+)[A-Za-z0-9._~+/:\\\-]{8,}=*", re.I)
 MASK = "***"
 
 
@@ -37,7 +39,7 @@ def redact(text: str) -> str:
     for secret in known:
         if secret in text:
             text = text.replace(secret, MASK)
-    return _PATTERNS.sub(MASK, text)
+    return _CREDENTIALS.sub(rf"\1\2{MASK}", _PATTERNS.sub(MASK, text))
 
 
 def read_secret(*, env: str | None, file: Path | None, what: str) -> SecretStr:

@@ -17,7 +17,8 @@ The pipeline calls `open()` once, then for each time window `send(batch)` one or
   writes them to the sink's dead-letter file and counts them as handled.
 - Transient trouble is retried inside the sink (`shipper.retry`); when retries are exhausted it
   raises `SinkRetryableError`, and when nothing can help (bad token) `SinkFatalError`. Either way the
-  pipeline stops using the sink for this run and leaves its cursor where it was.
+  pipeline stops using the sink for this run and leaves its cursor where it was (recording, from
+  the error's `progress`, what was settled before the failure).
 """
 
 from __future__ import annotations
@@ -76,6 +77,18 @@ class Rejection:
 
     event: AuditEvent
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What a `send` that then failed had settled for good: acknowledged and refused events.
+
+    A sink sets it as `SinkError.progress` only when it knows (an accepted HTTP request is
+    durable); the pipeline then records them so the next attempt sends only the rest.
+    """
+
+    delivered: Sequence[AuditEvent]
+    rejected: Sequence[Rejection]
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,9 +4,10 @@ Delivery is decided per item. Created (201) and already present (409, from an ea
 delivered, so Elasticsearch never holds a duplicate. 429 and 5xx items are sent again alone, with
 backoff; other 4xx items go to the dead-letter file with Elasticsearch's reason. A whole request
 refused with 429/5xx/408 is retried; a 413 or 400 is split in halves to find the event behind it
-(a bounded search: a refusal no single event explains stops the sink instead of dead-lettering
-the batch); 401, 403 and 404 stop the sink with what the operator must fix. `send` returns only
-once every item has an answer, so `flush` has nothing left to wait for.
+(a refusal no single event explains stops the sink instead of dead-lettering the batch: the
+shared rule of `sinks.http_isolate.Evidence`, which item refusals obey too); 401, 403 and 404
+stop the sink with what the operator must fix. `send` returns only once every item has an
+answer, so `flush` has nothing left to wait for.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 import orjson
@@ -49,6 +50,7 @@ from sinks.http_common import (
     policy_of,
     send_with_retries,
 )
+from sinks.http_isolate import Evidence
 
 log = structlog.get_logger("shipper.sinks.elasticsearch")
 
@@ -65,17 +67,11 @@ class _ItemsPending(Exception):
 
 
 @dataclass(slots=True)
-class _Refusals:
-    left: int = MAX_REFUSALS
-
-
-@dataclass(slots=True)
 class _Chunk:
     """One bulk request's worth of events while it is being settled."""
 
     pending: list[Entry]
-    refusals: _Refusals
-    rejected: list[Rejection] = field(default_factory=list)
+    evidence: Evidence[Entry]
     created: int = 0
     already_present: int = 0
 
@@ -132,9 +128,12 @@ class ElasticsearchSink:
             max_events=self.settings.batch_max_events,
             max_bytes=self.settings.batch_max_bytes,
         )
-        chunks = [self._deliver(entries[start:end], _Refusals()) for start, end in ranges]
-        for chunk in chunks:
-            rejected.extend(chunk.rejected)
+        evidence: Evidence[Entry] = Evidence(self.name, max_refusals=MAX_REFUSALS)
+        chunks = []
+        for start, end in ranges:
+            evidence.begin(end - start)
+            chunks.append(self._deliver(entries[start:end], evidence))
+        rejected.extend(Rejection(entry.event, reason) for entry, reason in evidence.verdict())
         log.info(
             "elasticsearch_batch",
             sink=self.name,
@@ -159,9 +158,9 @@ class ElasticsearchSink:
                 rejected.append(Rejection(event, f"cannot encode as JSON: {redact(str(exc))}"))
         return entries, rejected
 
-    def _deliver(self, entries: list[Entry], refusals: _Refusals) -> _Chunk:
+    def _deliver(self, entries: list[Entry], evidence: Evidence[Entry]) -> _Chunk:
         """Send one chunk until every item is settled; retries only what is still pending."""
-        chunk = _Chunk(pending=entries, refusals=refusals)
+        chunk = _Chunk(pending=entries, evidence=evidence)
 
         def attempt() -> None:
             response = self._post(chunk.pending)
@@ -199,18 +198,23 @@ class ElasticsearchSink:
         if results is None:
             raise _ItemsPending(f"unreadable bulk answer: {describe(response)}")
         retry: list[tuple[Entry, ItemResult]] = []
+        accepted: list[Entry] = []
         for entry, result in zip(chunk.pending, results, strict=True):
             if result.verdict is Verdict.CREATED:
                 chunk.created += 1
+                accepted.append(entry)
             elif result.verdict is Verdict.ALREADY_PRESENT:
                 chunk.already_present += 1
+                accepted.append(entry)
             elif result.verdict is Verdict.REJECT:
-                chunk.rejected.append(Rejection(entry.event, f"Elasticsearch: {result.summary}"))
+                chunk.evidence.suspect(entry, f"Elasticsearch: {result.summary}")
             elif result.verdict is Verdict.RETRY:
                 retry.append((entry, result))
             else:
                 message = fatal_item_message(result, self.settings.index, self.settings.pipeline)
                 raise SinkFatalError(self.name, message)
+        if accepted:
+            chunk.evidence.accept(accepted)
         chunk.pending = [entry for entry, _ in retry]
         if retry:
             raise _ItemsPending(f"{len(retry)} items refused for now, e.g. {retry[0][1].summary}")
@@ -234,23 +238,15 @@ class ElasticsearchSink:
     def _isolate(self, chunk: _Chunk, response: httpx.Response) -> None:
         """Split a refused request until the refusal names single events (413 too big, 400 bad)."""
         entries, chunk.pending = chunk.pending, []
-        chunk.refusals.left -= 1
-        if chunk.refusals.left < 0:
-            raise SinkFatalError(
-                self.name,
-                f"{describe(response)}: refused over {MAX_REFUSALS} requests while isolating the events "
-                "behind it, so the cause is not a single event"
-                + (" (lower batch_max_bytes)" if response.status_code == 413 else ""),
-            )
+        what = " (too large for http.max_content_length)" if response.status_code == 413 else ""
+        reason = f"Elasticsearch refused the request: {describe(response)}{what}"
+        chunk.evidence.refuse(reason)
         if len(entries) == 1:
-            what = "too large for http.max_content_length" if response.status_code == 413 else ""
-            reason = f"Elasticsearch refused the request: {describe(response)} {what}".rstrip()
-            chunk.rejected.append(Rejection(entries[0].event, reason))
+            chunk.evidence.suspect(entries[0], reason)
             return
         middle = len(entries) // 2
         halves = (entries[:middle], entries[middle:])
-        for half in (self._deliver(part, chunk.refusals) for part in halves):
-            chunk.rejected.extend(half.rejected)
+        for half in (self._deliver(part, chunk.evidence) for part in halves):
             chunk.created += half.created
             chunk.already_present += half.already_present
 

@@ -19,7 +19,7 @@ from shipper.config import is_loopback_url
 from shipper.durations import Duration
 from shipper.errors import SinkFatalError, SinkRetryableError
 from shipper.retry import RetryPolicy, parse_retry_after, retrying
-from shipper.secrets import redact
+from shipper.secrets import redact, remember
 from shipper.sink import SinkSettings
 from shipper.tls import TlsSettings, client_context
 
@@ -75,16 +75,33 @@ def encode_body(body: bytes, compression: str, headers: dict[str, str]) -> bytes
 
 def describe(response: httpx.Response) -> str:
     """Status plus a short, secret-free excerpt of the body, for errors and dead letters."""
-    excerpt = redact(response.text[:300]).replace("\n", " ")
+    # Redact before cutting, so a secret straddling the cut cannot leave a readable half.
+    excerpt = redact(response.text[:2000])[:300].replace("\n", " ")
     request_id = response.headers.get("x-request-id")
     suffix = f" (x-request-id {request_id})" if request_id else ""
     return f"HTTP {response.status_code} {response.reason_phrase}: {excerpt}{suffix}"
 
 
 class _Retryable(Exception):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, retry_after: float | None = None, status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.status = status
+
+
+class ReceiverFailedError(SinkRetryableError):
+    """Retries ran out on a request the receiver kept answering with a 5xx.
+
+    Unlike a connection failure, this may be about the request's content (an event the receiver
+    chokes on), so `sinks.http_isolate` narrows it down before taking it for an outage.
+    """
+
+    def __init__(self, sink: str, message: str, *, status: int) -> None:
+        super().__init__(sink, message)
+        self.status = status
+        self.reason = message
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -110,7 +127,9 @@ def send_with_retries(
         response = client.send(request())
         if response.status_code in retry_statuses:
             raise _Retryable(
-                describe(response), parse_retry_after(response.headers.get("retry-after"))
+                describe(response),
+                parse_retry_after(response.headers.get("retry-after")),
+                response.status_code,
             )
         if 300 <= response.status_code < 400:
             raise SinkFatalError(
@@ -130,16 +149,27 @@ def send_with_retries(
     try:
         return retrying(policy, retry_on=_is_retryable, before_sleep=note, **kwargs)(attempt)
     except _Retryable as exc:
-        raise SinkRetryableError(sink_name, f"gave up after retries: {exc}") from None
+        message = f"gave up after retries: {exc}"
+        if exc.status is not None and exc.status >= 500:
+            raise ReceiverFailedError(sink_name, message, status=exc.status) from None
+        raise SinkRetryableError(sink_name, message) from None
     except httpx.TransportError as exc:
         raise SinkRetryableError(
             sink_name, f"gave up after retries: {type(exc).__name__}: {redact(str(exc))}"
         ) from None
 
 
-def policy_of(settings: SinkSettings) -> RetryPolicy:
+def policy_of(settings: SinkSettings, *, quick: bool = False) -> RetryPolicy:
+    """The sink's retry policy; `quick` is the short one for pieces of a batch being isolated."""
+    if quick:
+        return RetryPolicy(
+            max_attempts=min(settings.retry_max_attempts, 2),
+            max_time=min(settings.retry_max_time, 30.0),
+        )
     return RetryPolicy(max_attempts=settings.retry_max_attempts, max_time=settings.retry_max_time)
 
 
 def auth_headers(scheme: str, token: str) -> Mapping[str, str]:
+    """The Authorization header; the token (a bearer token, basic's base64 pair, ...) is redacted."""
+    remember(token)
     return {"authorization": f"{scheme} {token}"}

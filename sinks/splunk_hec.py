@@ -232,14 +232,18 @@ class SplunkHecSink:
             batch,
             lambda event: envelope(event, self._render(event), self._meta),
             self._attempt,
+            sink=self.name,
             max_events=self.settings.batch_max_events,
             max_bytes=self.settings.batch_max_bytes,
+            acknowledged=self._acks is None,
         )
         if rejections:
             log.warning("hec_events_refused", sink=self.name, count=len(rejections))
         return rejections
 
-    def _post(self, path: str, payload: bytes, *, compress: bool = True) -> httpx.Response:
+    def _post(
+        self, path: str, payload: bytes, *, compress: bool = True, quick: bool = False
+    ) -> httpx.Response:
         assert self._client is not None
         client = self._client
         headers = dict(self._headers)
@@ -252,14 +256,16 @@ class SplunkHecSink:
         return send_with_retries(
             client,
             self.name,
-            policy_of(self.settings),
+            policy_of(self.settings, quick=quick),
             build,
             retry_statuses=RETRY_STATUSES,
             sleep=self._sleep,
         )
 
-    def _send_items(self, items: Sequence[Item]) -> tuple[Refused | None, int | None]:
-        response = self._post(EVENT_PATH, b"\n".join(doc for _, doc in items))
+    def _send_items(
+        self, items: Sequence[Item], *, quick: bool = False
+    ) -> tuple[Refused | None, int | None]:
+        response = self._post(EVENT_PATH, b"\n".join(doc for _, doc in items), quick=quick)
         reply = parse_reply(response)
         raise_if_fatal(self.name, response, reply, self.settings.index)
         # Unless acknowledgement is known off, the accepted prefix of a refused batch is unproven.
@@ -279,8 +285,8 @@ class SplunkHecSink:
             )
         return refused, reply.ack_id
 
-    def _attempt(self, items: Sequence[Item]) -> Refused | None:
-        refused, ack_id = self._send_items(items)
+    def _attempt(self, items: Sequence[Item], *, quick: bool = False) -> Refused | None:
+        refused, ack_id = self._send_items(items, quick=quick)
         if refused is None and self._acks is not None:
             self._acks.track(items, ack_id)
         return refused

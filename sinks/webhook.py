@@ -3,9 +3,11 @@
 Delivered means the receiver answered 2xx to the request that carried the event. 408, 429 and
 5xx are retried (honouring `Retry-After`); 401/403 stop the sink (credentials); 404, 405, 410 and
 415 stop it too (the URL or the encoding is wrong, not the event); any other 4xx (400, 413,
-422, ...) is taken as "this content is refused": the batch is halved until the refused events
-are isolated, and only those go to the dead-letter file. Requests can be signed per the Standard
-Webhooks spec (see `sinks.webhook_signing`).
+422, ...) is taken as "this content is refused", and a 5xx that outlasts the retries as "this
+content may crash the receiver": the batch is halved until the events behind it are isolated,
+and those go to the dead-letter file only when the receiver took the others (the rule lives in
+`sinks.http_isolate.Evidence`). Requests can be signed per the Standard Webhooks spec (see
+`sinks.webhook_signing`).
 """
 
 from __future__ import annotations
@@ -176,8 +178,10 @@ class WebhookSink:
             batch,
             self._render,
             self._attempt,
+            sink=self.name,
             max_events=self.settings.batch_max_events,
             max_bytes=max_bytes,
+            acknowledged=True,  # a 2xx answer is the receiver's promise: no flush to wait for
         )
         if rejections:
             log.warning("webhook_events_refused", sink=self.name, count=len(rejections))
@@ -189,7 +193,7 @@ class WebhookSink:
             return b"[" + b",".join(docs) + b"]"
         return b"\n".join(docs) + b"\n"
 
-    def _attempt(self, items: Sequence[Item]) -> Refused | None:
+    def _attempt(self, items: Sequence[Item], *, quick: bool = False) -> Refused | None:
         assert self._client is not None
         client = self._client
         payload = self._payload(items)
@@ -209,7 +213,7 @@ class WebhookSink:
         response = send_with_retries(
             client,
             self.name,
-            policy_of(self.settings),
+            policy_of(self.settings, quick=quick),
             build,
             retry_statuses=RETRY_STATUSES,
             sleep=self._sleep,

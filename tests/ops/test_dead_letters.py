@@ -12,6 +12,7 @@ from shipper.cli import main
 from shipper.config import load_config
 from shipper.emulator import Emulator, generate_events
 from shipper.errors import ExitCode
+from shipper.state import StateLock
 from tests.conftest import KEY, T0, config_text, write_config
 from tests.receivers.fake_elasticsearch import FakeElasticsearch
 
@@ -72,3 +73,18 @@ def test_unknown_sink_is_a_config_error(setup, capsys) -> None:
     _, _, config_path = setup
     assert main(["dlq", "list", "--config", str(config_path), "--sink", "nope"]) == 2
     assert "configured: es" in capsys.readouterr().err
+
+
+def test_replay_beside_a_running_shipper_exits_6_and_says_to_stop_it(setup, capsys) -> None:
+    """While a process holds the state lock, replay and purge change nothing and name the way out."""
+    emu, es, config_path = setup
+    es.reject(emu.events()[3]["id"])
+    app.run(load_config(config_path), once=True)
+    dead = config_path.parent / "state" / "dead-letter" / "es.jsonl"
+    before = dead.read_bytes()
+    es.accept(emu.events()[3]["id"])
+    with StateLock(config_path.parent / "state"):  # a follow-mode process would hold it
+        assert main(["dlq", "replay", "--config", str(config_path), "--sink", "es"]) == 6
+        assert "stop the follow-mode process" in capsys.readouterr().err
+        assert main(["dlq", "purge", "--config", str(config_path), "--sink", "es", "--yes"]) == 6
+    assert dead.read_bytes() == before

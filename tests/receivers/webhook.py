@@ -9,6 +9,10 @@ verified is the body after removing the `Content-Encoding` (gzip).
 Auth (`bearer`, `basic`) failures -> 401. Bodies are NDJSON or a JSON array, chosen by
 `content-type`; a malformed body -> 400; a document whose `id` is in `reject_ids` -> 422 for
 the whole request. With `dedupe`, a `webhook-id` already accepted is answered 200 and ignored.
+
+For failure drills: a request carrying an id in `fail_ids` is answered 500 (a receiver that
+chokes on one event); `refuse_all` answers that status to every request; with `echo`, every
+error answer carries the request's headers and body, as careless receivers do.
 """
 
 from __future__ import annotations
@@ -50,6 +54,13 @@ def _verify(secret: str, request: Recorded, tolerance: float) -> str | None:
     return "no matching signature"
 
 
+def echo(request: Recorded) -> bytes:
+    """The request as a careless receiver quotes it back: credentials first, then the body."""
+    headers = sorted(request.headers.items(), key=lambda kv: kv[0] != "authorization")
+    lines = [f"{name}: {value}" for name, value in headers]
+    return ("\n".join(lines) + "\n\n").encode() + request.body
+
+
 def _documents(request: Recorded) -> list[Any]:
     text = request.body.decode("utf-8")
     if request.headers.get("content-type", "").startswith("application/json"):
@@ -78,6 +89,9 @@ class FakeWebhook:
         self.dedupe = dedupe
         self.tolerance = tolerance
         self.reject_ids: set[str] = set()
+        self.fail_ids: set[str] = set()
+        self.refuse_all: int | None = None
+        self.echo = False
         self.deliveries: list[Delivery] = []
         self.duplicates_dropped = 0
         self.refusals: list[str] = []
@@ -93,6 +107,14 @@ class FakeWebhook:
         return [str(doc.get("id")) for doc in self.documents]
 
     def handle(self, request: Recorded) -> Reply:
+        reply = self._handle(request)
+        if self.echo and reply.status >= 400:
+            return Reply(reply.status, reply.body + b"; you sent: " + echo(request))
+        return reply
+
+    def _handle(self, request: Recorded) -> Reply:
+        if self.refuse_all is not None:
+            return Reply(self.refuse_all, b"refusing everything")
         if request.method not in ("POST", "PUT"):
             return Reply(204, headers={"allow": "POST, PUT"})
         if (problem := self._auth_problem(request)) is not None:
@@ -102,9 +124,10 @@ class FakeWebhook:
             docs = _documents(request)
         except ValueError as exc:  # includes JSON and UTF-8 decoding errors
             return Reply(400, f"malformed body: {exc}".encode())
-        if bad := [
-            d.get("id") for d in docs if isinstance(d, dict) and d.get("id") in self.reject_ids
-        ]:
+        ids = [d.get("id") for d in docs if isinstance(d, dict)]
+        if any(i in self.fail_ids for i in ids):
+            return Reply(500, b"internal error")
+        if bad := [i for i in ids if i in self.reject_ids]:
             return Reply.json(422, {"error": "rejected documents", "ids": bad})
         return self._accept(request.headers.get("webhook-id"), docs)
 

@@ -6,6 +6,7 @@ import base64
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from structlog.testing import capture_logs
@@ -13,9 +14,10 @@ from structlog.testing import capture_logs
 from shipper.config import load_config
 from shipper.emulator import Emulator, generate_events
 from tests.conftest import T0, config_text, write_config
+from tests.receivers.base import Receiver, Recorded, Reply
 from tests.receivers.fake_elasticsearch import FakeElasticsearch
 from tests.receivers.hec import FakeHec, Token
-from tests.receivers.webhook import FakeWebhook
+from tests.receivers.webhook import FakeWebhook, echo
 
 ADMIN_KEY = "sk-admin-PLANTED-ADMIN-7f3a9c2e1d"
 WRONG_ADMIN_KEY = "sk-admin-PLANTED-WRONG-0b1c2d3e4f"
@@ -37,8 +39,14 @@ SECRETS = [
 ]
 
 
-def shipper(*args: str, key: str = ADMIN_KEY) -> str:
-    env = {**os.environ, "SHIPPER_TEST_ADMIN_KEY": key, "T_ES": ES_KEY, "T_BEARER": BEARER}
+def shipper(*args: str, key: str = ADMIN_KEY, env: dict[str, str] | None = None) -> str:
+    env = {
+        **os.environ,
+        "SHIPPER_TEST_ADMIN_KEY": key,
+        "T_ES": ES_KEY,
+        "T_BEARER": BEARER,
+        **(env or {}),
+    }
     result = subprocess.run(
         [sys.executable, "-m", "shipper.cli", *args],
         capture_output=True,
@@ -108,3 +116,66 @@ def test_inline_secret_warns_only_when_others_can_read(tmp_path: Path) -> None:
     with capture_logs() as logs:
         load_config(config)
     assert not [entry for entry in logs if entry["event"] == "config_secret_readable_by_others"]
+
+
+BASIC_USER, BASIC_PASSWORD = "shipper-user", "PLANTED-BASIC-PASSWORD-3e4f"
+ES_ID_KEY = "PLANTED-ES-ID:PLANTED-ES-KEY-9a8b7c"
+PROXY_TOKEN = "PLANTED-PROXY-TOKEN-5566aa"  # a credential we never read, echoed by a proxy
+
+
+def _echo(status: int) -> Callable[[Recorded], Reply]:
+    """A receiver that answers `status` with everything it was sent, headers first."""
+
+    def answer(request: Recorded) -> Reply:
+        upstream = f"proxy: Authorization: Bearer {PROXY_TOKEN}\n".encode()
+        return Reply(status, upstream + echo(request))
+
+    return answer
+
+
+def test_credentials_echoed_by_receivers_reach_no_dead_letter_log_or_status(
+    tmp_path: Path,
+) -> None:
+    """Basic (and its base64), bearer, HEC and ES ApiKey values echoed back are masked everywhere."""
+    basic_b64 = base64.b64encode(f"{BASIC_USER}:{BASIC_PASSWORD}".encode()).decode()
+    es_b64 = base64.b64encode(ES_ID_KEY.encode()).decode()
+    planted = [BASIC_PASSWORD, basic_b64, BEARER, HEC_TOKEN, ES_ID_KEY, es_b64, PROXY_TOKEN]
+    (tmp_path / "hec-token").write_text(HEC_TOKEN)
+    events = generate_events(30, start=T0 - 3600, end=T0, seed=14)
+    basic = FakeWebhook(basic=(BASIC_USER, BASIC_PASSWORD))
+    bearer = FakeWebhook(bearer=BEARER)
+    for hook in (basic, bearer):
+        hook.echo = True
+        hook.reject_ids = {events[4]["id"]}
+    basic.receiver.script(_echo(500))  # one retried 500 first: its reason is logged
+    with (
+        Emulator(api_key=ADMIN_KEY, events=events) as emu,
+        basic.receiver,
+        bearer.receiver,
+        Receiver(_echo(403)) as hec,
+        Receiver(_echo(503)) as es,
+    ):
+        sinks = (
+            f'[[sinks]]\ntype = "webhook"\nname = "basic"\nurl = "{basic.receiver.url}"\n'
+            f'username = "{BASIC_USER}"\npassword_env = "T_PW"\nretry_max_attempts = 2\n\n'
+            f'[[sinks]]\ntype = "webhook"\nname = "bearer"\nurl = "{bearer.receiver.url}"\n'
+            f'bearer_token_env = "T_BEARER"\n\n'
+            f'[[sinks]]\ntype = "splunk_hec"\nname = "splunk"\nurl = "{hec.url}"\n'
+            f'token_file = "{tmp_path}/hec-token"\nretry_max_attempts = 1\n\n'
+            f'[[sinks]]\ntype = "elasticsearch"\nname = "es"\nurl = "{es.url}"\n'
+            f'api_key_env = "T_ES"\nretry_max_attempts = 2\nretry_max_time = "3s"\n'
+        )
+        config = write_config(tmp_path, config_text(emu.base_url, tmp_path, sinks=sinks))
+        env = {"T_PW": BASIC_PASSWORD, "T_ES": ES_ID_KEY}
+        out = shipper("run", "--once", "--config", str(config), env=env)
+        assert "sink_retry" in out and "sink 'splunk'" in out and "sink 'es'" in out
+        assert len(basic.ids()) == len(bearer.ids()) == len(events) - 1
+        out += shipper("status", "--config", str(config), env=env)
+        out += shipper("status", "--json", "--config", str(config), env=env)
+        for sink in ("basic", "bearer"):
+            out += shipper("dlq", "list", "--config", str(config), "--sink", sink, env=env)
+    letters = b"".join(p.read_bytes() for p in (tmp_path / "state" / "dead-letter").glob("*"))
+    found = out + letters.decode()
+    assert [s for s in planted if s in found] == []
+    assert letters.count(b"\n") == 2  # one refused event per webhook, its reason the echo
+    assert b"authorization: Basic ***" in letters and b"authorization: Bearer ***" in letters

@@ -22,6 +22,7 @@ from shipper.sink import Sink, SinkContext
 from sinks.elasticsearch import MAX_REFUSALS, ElasticsearchSink, plugin
 from sinks.elasticsearch_bulk import bulk_body, encode_entry
 from sinks.elasticsearch_settings import ElasticsearchSettings
+from sinks.http_isolate import in_a_row_limit
 from tests.contract.events import HOSTILE, api_event, events
 from tests.receivers.base import Reply
 from tests.receivers.fake_elasticsearch import DEFAULT_INDEX, FakeElasticsearch, es_error
@@ -271,14 +272,14 @@ def test_request_400_is_split_until_the_bad_event_is_isolated(es: FakeElasticsea
     assert set(es.docs()) == {e.id for e in batch}
 
 
-def test_a_400_that_is_not_about_any_event_is_fatal_not_dead_lettered(
+def test_a_400_that_is_not_about_any_event_fails_the_sink_not_dead_lettered(
     es: FakeElasticsearch,
 ) -> None:
-    """A 400 every piece gets (not one event's fault) stops the sink after a bounded search, rejecting nothing."""
+    """A 400 every piece gets (not one event's fault) fails the sink after a short search, rejecting nothing."""
     es.script(*[es_error(400, "illegal_argument_exception", "request rejected by policy")] * 200)
-    with pytest.raises(SinkFatalError, match="the cause is not a single event"):
+    with pytest.raises(SinkRetryableError, match="not about single events"):
         make_sink(es.url).send(events(300))
-    assert len(es.bulk_requests()) == MAX_REFUSALS + 1
+    assert len(es.bulk_requests()) == in_a_row_limit(300) + 1 < MAX_REFUSALS
     assert es.docs() == {}
 
 

@@ -334,12 +334,15 @@ def test_one_refused_event_is_isolated_and_the_rest_delivered_once(rx: FakeWebho
     assert len(rx.receiver.requests) < 30
 
 
-def test_refusals_are_bounded_when_everything_is_refused(rx: FakeWebhook) -> None:
-    """A receiver refusing everything costs a bounded number of requests; all are dead-lettered."""
+def test_a_receiver_refusing_everything_fails_the_sink_in_a_few_requests(rx: FakeWebhook) -> None:
+    """Refusals no single event explains fail the sink (cursor stays) instead of dead-lettering."""
     batch = events(500)
     rx.reject_ids = {e.id for e in batch}
-    rejected = sink_for(rx).send(batch)
-    assert len(rejected) == 500 and len(rx.receiver.requests) <= 200
+    with pytest.raises(SinkRetryableError, match="not about single events") as failure:
+        sink_for(rx).send(batch)
+    progress = failure.value.progress
+    assert progress is not None and not progress.delivered and not progress.rejected
+    assert len(rx.receiver.requests) <= 20
 
 
 @pytest.mark.parametrize("status", [404, 405, 410, 415])
