@@ -12,10 +12,7 @@ import functools
 import ipaddress
 import json
 import math
-from pathlib import Path
 from typing import Any
-
-import yaml  # type: ignore[import-untyped]
 
 from tests.render.schemas import ECS_DIR, require
 
@@ -28,10 +25,7 @@ _OPAQUE_TYPES = frozenset({"object", "flattened", "nested"})
 
 @functools.cache
 def ecs_fields() -> dict[str, dict[str, Any]]:
-    path = require(ECS_DIR / "ecs_flat.yml")
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    with Path(path).open("rb") as f:
-        fields: dict[str, dict[str, Any]] = yaml.load(f, Loader=loader)
+    fields: dict[str, dict[str, Any]] = json.loads(require(ECS_DIR / "ecs_flat.json").read_bytes())
     return fields
 
 

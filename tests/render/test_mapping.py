@@ -34,8 +34,8 @@ def test_no_row_for_a_type_that_does_not_exist() -> None:
     assert set(document()["extras"]).isdisjoint(pinned_types())
 
 
-def test_pinned_list_matches_the_shared_one() -> None:
-    """shipper/data/event_types.json is the same list as shared/openai-audit-logs."""
+def test_pinned_list_matches_the_spec_catalog() -> None:
+    """shipper/data/event_types.json is the same list as the catalog pinned from the spec."""
     shared = json.loads(require(EVENT_TYPES).read_text())["event_types"]
     assert pinned_types() == shared
 
