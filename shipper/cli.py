@@ -71,7 +71,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     freeze_startup()  # the last of start-up's imports is done
     stop = threading.Event()
     install_stop_handlers(stop)
-    outcome = app.run(config, once=args.once, stop=stop, progress=wanted(config.log.format))
+    outcome = app.run(
+        config,
+        once=args.once,
+        stop=stop,
+        progress=wanted(config.log.format),
+        stop_grace=app.STOP_GRACE,
+    )
     return int(outcome.exit_code)
 
 

@@ -4,6 +4,8 @@ Each sink has its own worker, queue and cursor, so one slow or failing sink neve
 another: a sink whose queue stays full past the stall timeout is marked lagging and skips the
 rest of the cycle (its cursor stays on the last window it finished; the next cycle resumes it).
 Skipping is sticky within a cycle because a cursor may only move over contiguous windows.
+A stop request abandons a sink's window in flight (`Interrupted`: its cursor stays) and every
+wait for a sink's queue.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from pathlib import Path
 
 import structlog
 
-from shipper import deadletter
-from shipper.errors import SinkError
+from shipper import deadletter, stopping
+from shipper.errors import Interrupted, SinkError
 from shipper.metrics import Metrics
 from shipper.model import AuditEvent
 from shipper.secrets import redact
@@ -31,6 +33,8 @@ log = structlog.get_logger("shipper.delivery")
 # Windows waiting for a sink beyond the one it is delivering; the fetch side already holds up to
 # twice `concurrency` windows ahead, so a deeper queue would only hold more events in memory.
 MAX_QUEUED_WINDOWS = 1
+# How often a wait for room in a sink's queue looks at the stop request.
+QUEUE_WAIT_SLICE = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +49,7 @@ class SinkReport:
     delivered: int = 0
     dead_lettered: int = 0
     windows: int = 0
-    state: str = "ok"  # ok | failed | lagging
+    state: str = "ok"  # ok | failed | lagging | interrupted
     error: str | None = None
 
 
@@ -78,11 +82,20 @@ class SinkWorker:
         """Queue `window`; after `stall_timeout` seconds of a full queue, mark the sink lagging."""
         if not self.active:
             return
-        try:
-            self._queue.put(window, timeout=stall_timeout)
-        except queue.Full:
-            self.report.state = "lagging"
-            log.warning("sink_lagging", sink=self.name, stalled_seconds=stall_timeout)
+        give_up = None if stall_timeout is None else time.monotonic() + stall_timeout
+        while True:
+            left = QUEUE_WAIT_SLICE if give_up is None else give_up - time.monotonic()
+            try:
+                self._queue.put(window, timeout=max(min(left, QUEUE_WAIT_SLICE), 0.0))
+                return
+            except queue.Full:
+                if stopping.requested():
+                    self.report.state = "interrupted"
+                    return
+                if give_up is not None and time.monotonic() >= give_up:
+                    self.report.state = "lagging"
+                    log.warning("sink_lagging", sink=self.name, stalled_seconds=stall_timeout)
+                    return
 
     def finish(self) -> SinkReport:
         """Let the worker drain what is queued, then stop it."""
@@ -93,10 +106,13 @@ class SinkWorker:
 
     def _loop(self) -> None:
         while (window := self._queue.get()) is not None:
-            if self.report.state == "failed":
+            if self.report.state in ("failed", "interrupted"):
                 continue
             try:
                 self._deliver(window)
+            except Interrupted:
+                self.report.state = "interrupted"
+                log.info("sink_window_abandoned", sink=self.name, reason="stop requested")
             except SinkError as exc:
                 self._fail(str(exc))
             except OSError as exc:  # disk full, read-only state directory, ...
@@ -124,6 +140,7 @@ class SinkWorker:
         self.report.dead_lettered += len(rejected)
         self.report.windows += 1
         if self.metrics is not None:
+            self.metrics.liveness.beat()
             labels = (self.source, self.name)
             self.metrics.delivered.labels(*labels).inc(len(todo) - len(rejected))
             self.metrics.dead_lettered.labels(*labels).inc(len(rejected))
