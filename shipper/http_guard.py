@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -161,13 +162,22 @@ def guarded_transport(**kwargs: Any) -> httpx.HTTPTransport:
 
 
 def read_capped(response: httpx.Response, cap: int) -> bytes:
-    """The decoded body of a streamed `response`, read piece by piece; `ResponseTooLarge` past `cap`."""
+    """The decoded body of a streamed `response`; `ResponseTooLarge` as soon as it passes `cap`.
+
+    gzip and deflate are inflated here, at most `_INFLATE_STEP` bytes at a time, so a bomb is
+    refused without ever holding more than the cap (httpx inflates a whole network read at once:
+    64 KiB of gzip can be 64 MiB). A body that does not inflate is an `httpx.DecodingError`.
+    """
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        pieces = _inflate(response.iter_raw())
+    else:
+        pieces = response.iter_bytes()
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_bytes():
+    for chunk in pieces:
         size += len(chunk)
         if size > cap:
-            encoding = response.headers.get("content-encoding")
             how = f" (Content-Encoding {encoding})" if encoding else ""
             raise ResponseTooLarge(
                 f"HTTP {response.status_code}: the response body{how} is larger than "
@@ -175,6 +185,25 @@ def read_capped(response: httpx.Response, cap: int) -> bytes:
             )
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+_INFLATE_STEP = 256 * 1024
+
+
+def _inflate(raw: Iterable[bytes]) -> Iterator[bytes]:
+    """Inflate gzip or zlib-wrapped deflate from `raw`, yielding at most `_INFLATE_STEP` at a time."""
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # either header, detected
+    try:
+        for received in raw:
+            data = received
+            while data and not inflater.eof:
+                yield inflater.decompress(data, _INFLATE_STEP)
+                data = inflater.unconsumed_tail
+        yield inflater.flush()
+    except zlib.error as exc:
+        raise httpx.DecodingError(
+            f"the body does not inflate as its Content-Encoding says: {exc}"
+        ) from None
 
 
 def environment_proxy(url: str) -> str | None:
