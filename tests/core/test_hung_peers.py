@@ -165,14 +165,16 @@ def test_receiver_gzip_bomb_is_refused_at_the_size_cap() -> None:
             max_response_bytes=1 << 20,
             retry_max_attempts=1,
         )
-        with make_client(settings) as client:
-            with pytest.raises(SinkRetryableError, match="max_response_bytes"):
-                send_with_retries(
-                    client,
-                    "hook",
-                    policy_of(settings),
-                    lambda: client.build_request("POST", rx.url, content=b"{}"),
-                )
+        with (
+            make_client(settings) as client,
+            pytest.raises(SinkRetryableError, match="max_response_bytes"),
+        ):
+            send_with_retries(
+                client,
+                "hook",
+                policy_of(settings),
+                lambda: client.build_request("POST", rx.url, content=b"{}"),
+            )
 
 
 def test_receiver_body_not_matching_its_content_encoding_is_retryable() -> None:
@@ -180,14 +182,16 @@ def test_receiver_body_not_matching_its_content_encoding_is_retryable() -> None:
     reply = Reply(200, b"not gzip at all", {"content-encoding": "gzip"})
     with Receiver(lambda _: reply) as rx:
         settings = WebhookSettings(type="webhook", name="hook", url=rx.url, retry_max_attempts=1)
-        with make_client(settings) as client:
-            with pytest.raises(SinkRetryableError, match="Content-Encoding"):
-                send_with_retries(
-                    client,
-                    "hook",
-                    policy_of(settings),
-                    lambda: client.build_request("POST", rx.url, content=b"{}"),
-                )
+        with (
+            make_client(settings) as client,
+            pytest.raises(SinkRetryableError, match="Content-Encoding"),
+        ):
+            send_with_retries(
+                client,
+                "hook",
+                policy_of(settings),
+                lambda: client.build_request("POST", rx.url, content=b"{}"),
+            )
 
 
 def test_gzip_answers_within_the_cap_are_read_whole() -> None:
