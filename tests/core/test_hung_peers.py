@@ -17,7 +17,6 @@ from shipper import app
 from shipper.config import load_config
 from shipper.emulator import Emulator, generate_events
 from shipper.errors import ExitCode, SinkRetryableError, SourceUnavailableError
-from shipper.http_guard import GuardedBackend, guarded_transport
 from sinks.http_common import make_client, policy_of, send_with_retries
 from sinks.webhook import WebhookSettings
 from tests.conftest import KEY, T0, config_text, write_config
@@ -208,6 +207,8 @@ def test_gzip_answers_within_the_cap_are_read_whole() -> None:
 
 def test_every_http_transport_goes_through_the_guarded_backend() -> None:
     """The deadline rests on swapping httpcore's network backend; a new httpx that moved it fails here."""
+    from shipper.http_guard import GuardedBackend, guarded_transport
+
     transport = guarded_transport()
     assert isinstance(transport._pool._network_backend, GuardedBackend)
     proxied = guarded_transport(proxy="http://127.0.0.1:9")

@@ -24,7 +24,7 @@ from shipper.source import AuditLogClient
 from tests.conftest import KEY, T0, config_text, write_config
 from tests.receivers.base import Receiver, Recorded, Reply
 
-DEEP = b"[" * 1000 + b"]" * 1000
+DEEP = b'{"x":' * 1000 + b"1" + b"}" * 1000
 ENTRY_1000_DEEP = (
     b'{"object":"list","data":[{"id":"audit_log-deep","object":"organization.audit_log",'
     b'"type":"api_key.created","effective_at":1749999000,"x":'
