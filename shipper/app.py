@@ -72,6 +72,7 @@ class OpenedSink:
         self.name = name
         self.sink = sink
         self.is_open = False
+        self.worker: SinkWorker | None = None  # the last cycle's, maybe still delivering
 
     def ensure_open(self) -> str | None:
         """None when open, else the reason it could not be opened."""
@@ -125,8 +126,14 @@ def make_workers(
             source=source.name,
             metrics=metrics,
         )
-        if (problem := opened.ensure_open()) is not None:
+        if opened.worker is not None and opened.worker.busy:
+            # A sink is used by one thread at a time: this cycle goes on without it.
+            worker.report.state = "lagging"
+            worker.report.error = "still delivering a window of an earlier cycle"
+        elif (problem := opened.ensure_open()) is not None:
             worker.report.state, worker.report.error = "failed", problem
+        else:
+            opened.worker = worker
         workers.append(worker)
     return workers
 

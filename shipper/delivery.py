@@ -10,6 +10,7 @@ wait for a sink's queue.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -97,11 +98,38 @@ class SinkWorker:
                     log.warning("sink_lagging", sink=self.name, stalled_seconds=stall_timeout)
                     return
 
-    def finish(self) -> SinkReport:
-        """Let the worker drain what is queued, then stop it."""
-        self._queue.put(None)
+    @property
+    def busy(self) -> bool:
+        """Whether the worker thread is still delivering (after `finish` gave up waiting)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def finish(self, timeout: float | None = None) -> SinkReport:
+        """Let the worker drain what is queued, then stop it.
+
+        With `timeout`, wait no longer: a sink still delivering then finishes its window in
+        flight in the background (`busy`; the next cycles leave it alone until it is done) and
+        drops the windows queued behind it (its cursor stops before them), so a hung receiver
+        does not hold back the next cycle and the other sinks.
+        """
+        if timeout is None:
+            self._queue.put(None)
+            if self._thread is not None:
+                self._thread.join()
+            return self.report
+        if self.report.state == "lagging":
+            timeout = 0.0  # it had its stall timeout in this cycle already
+        give_up = time.monotonic() + timeout
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            with contextlib.suppress(queue.Empty):
+                self._queue.get_nowait()  # the window behind the one in flight: left for later
+            self._queue.put_nowait(None)  # only this thread puts: there is room now
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(max(give_up - time.monotonic(), 0.0))
+        if self.busy and self.report.state == "ok":
+            self.report.state = "lagging"
+            log.warning("sink_busy", sink=self.name, waited_seconds=timeout)
         return self.report
 
     def _loop(self) -> None:

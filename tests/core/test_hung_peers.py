@@ -220,3 +220,41 @@ def test_every_http_transport_goes_through_the_guarded_backend() -> None:
         assert isinstance(client._transport, httpx.HTTPTransport)
         assert isinstance(client._transport._pool._network_backend, GuardedBackend)
         assert not client._mounts  # no proxy transport from the environment bypasses the guard
+
+
+def test_a_webhook_hung_past_the_stall_timeout_does_not_hold_back_the_next_cycles(
+    emulator: Emulator, tmp_path: Path, admin_key: str
+) -> None:
+    """A webhook that stays hung for minutes (retried for an hour): after the stall timeout
+    (30 s) the cycle ends without it, the next cycles run at poll_interval and bring the file
+    sink every new event, the webhook reported lagging while it is still busy."""
+    sinks = webhook_and_file(ANY_PEER, tmp_path).replace(
+        "retry_max_attempts = 2", 'retry_max_attempts = 1000\nretry_max_time = "1h"'
+    )
+    with SlowPeer(interval=1.0) as peer:
+        text = config_text(emulator.base_url, tmp_path, sinks=sinks.replace(ANY_PEER, peer.url))
+        config = load_config(write_config(tmp_path, text))
+        stop = threading.Event()
+        cycles: list[tuple[float, str, str | None]] = []
+
+        def on_cycle(report: Any) -> None:
+            hook = report.sinks["hook"]
+            cycles.append((time.monotonic(), hook.state, hook.error))
+            if len(cycles) == 1:
+                now = int(time.time())
+                emulator.add_events(generate_events(5, start=now - 5, end=now - 1, seed=9))
+            elif len(cycles) == 3:
+                stop.set()
+
+        outcome, _ = finish_within(
+            120, lambda: app.run(config, once=False, stop=stop, on_cycle=on_cycle)
+        )
+    assert outcome.exit_code == ExitCode.OK
+    assert cycles[0][1] == "lagging"
+    assert cycles[1][1:] == ("lagging", "still delivering a window of an earlier cycle")
+    assert cycles[2][0] - cycles[1][0] < 10  # poll_interval is 1 s; nothing waits for the webhook
+    assert ids_in(tmp_path / "out" / "audit.jsonl") == [e["id"] for e in emulator.events()]
+    assert max(peer.exchanges) < DEADLINE + SLACK, peer.exchanges
+
+
+ANY_PEER = "http://127.0.0.1:9"
