@@ -30,7 +30,9 @@ WATCH_INTERVAL = 0.2
 # After a stop request, how long requests in flight may still finish before they are cut.
 DRAIN = 5.0
 
-_current = threading.Event()  # never set: outside `watching`, waits simply sleep
+_NEVER = threading.Event()  # never set: outside `watching`, waits simply sleep
+_current = _NEVER
+_scopes: list[tuple[threading.Event, Callable[[float], None] | None]] = []  # innermost last
 _abandoning = threading.Event()  # set once the drain after a stop is over
 _callbacks: list[Callable[[], None]] = []
 _on_wait: Callable[[float], None] | None = None  # told of each wait (the liveness heartbeat)
@@ -75,9 +77,10 @@ def watching(
 
     `on_wait` is told of every `pause` (its length) meanwhile.
     """
-    global _current, _on_wait
-    previous, _current = _current, stop
-    previous_on_wait, _on_wait = _on_wait, on_wait
+    global _current, _on_wait  # one stop request per process, seen by every thread
+    scope = (stop, on_wait)
+    _scopes.append(scope)
+    _current, _on_wait = scope
     done = threading.Event()
     watcher = threading.Thread(
         target=_watch, args=(stop, done, grace, drain), name="stop-watch", daemon=True
@@ -87,7 +90,9 @@ def watching(
         yield
     finally:
         done.set()
-        _current, _on_wait = previous, previous_on_wait
+        # Not simply the previous scope: runs in one process (tests) may end in any order.
+        _scopes.remove(scope)
+        _current, _on_wait = _scopes[-1] if _scopes else (_NEVER, None)
         _abandoning.clear()
         watcher.join()
 
