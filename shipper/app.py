@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from shipper import deadletter, quarantine
+from shipper import deadletter, quarantine, stopping
 from shipper.config import Config, SourceSettings, sink_plugins
 from shipper.cursors import warn_orphans
 from shipper.delivery import SinkWorker, Window
 from shipper.errors import (
     ConfigError,
     ExitCode,
+    Interrupted,
     SinkError,
     SourceRefusedError,
     SourceUnavailableError,
@@ -37,6 +38,15 @@ if TYPE_CHECKING:
 log = structlog.get_logger("shipper")
 
 ClientFactory = Callable[[SourceSettings, Metrics | None], AuditLogClient]
+
+# After a stop request (SIGTERM), the longest a `shipper run` process takes to exit; the window
+# in flight is abandoned well before (its requests are cut, its waits end), this bounds the rest.
+# Below the deploy files' 60 s (TimeoutStopSec, terminationGracePeriodSeconds).
+STOP_GRACE = 20.0
+# Follow mode: the longest pause after consecutive failed cycles (doubling from poll_interval).
+MAX_BACKOFF = 300.0
+# Cycle results after which follow mode backs off: the cycle as a whole could not run.
+_CYCLE_FAILED = frozenset({ExitCode.INTERNAL, ExitCode.SOURCE_UNAVAILABLE, ExitCode.SOURCE_REFUSED})
 
 
 def admin_key_client(settings: SourceSettings, metrics: Metrics | None = None) -> AuditLogClient:
@@ -64,6 +74,7 @@ class OpenedSink:
         self.name = name
         self.sink = sink
         self.is_open = False
+        self.worker: SinkWorker | None = None  # the last cycle's, maybe still delivering
 
     def ensure_open(self) -> str | None:
         """None when open, else the reason it could not be opened."""
@@ -117,8 +128,14 @@ def make_workers(
             source=source.name,
             metrics=metrics,
         )
-        if (problem := opened.ensure_open()) is not None:
+        if opened.worker is not None and opened.worker.busy:
+            # A sink is used by one thread at a time: this cycle goes on without it.
+            worker.report.state = "lagging"
+            worker.report.error = "still delivering a window of an earlier cycle"
+        elif (problem := opened.ensure_open()) is not None:
             worker.report.state, worker.report.error = "failed", problem
+        else:
+            opened.worker = worker
         workers.append(worker)
     return workers
 
@@ -147,6 +164,7 @@ class _Observer:
 
     def window(self, window: Window) -> None:
         if self.metrics is not None:
+            self.metrics.liveness.beat()
             self.metrics.fetched.labels(self.source).inc(len(window.events))
         if self.bar is not None:
             self.bar.window(window)
@@ -225,6 +243,10 @@ class Runner:
         )
         try:
             report = pipeline.run_cycle()
+        except Interrupted:
+            log.info("cycle_interrupted", source=source.name, reason="stop requested")
+            self.metrics.cycles.labels(source.name, "interrupted").inc()
+            return ExitCode.INTERRUPTED
         except (SourceUnavailableError, SourceRefusedError, SinkError) as exc:
             # With one source this ends a --once run, and a refusal (bad key) ends any run; with
             # several, one customer's revoked key or outage must not stop the others.
@@ -234,8 +256,18 @@ class Runner:
             if single and (self.once or isinstance(exc, SourceRefusedError)):
                 raise
             return exc.exit_code
+        except Exception:
+            # A bug, or an answer nobody foresaw: --once ends with it; follow mode must not
+            # (a crash loop under a supervisor), so it logs it whole and tries again later.
+            self.metrics.cycles.labels(source.name, "crashed").inc()
+            if self.once:
+                raise
+            log.exception("cycle_crashed", source=source.name)
+            return ExitCode.INTERNAL
         self._record(source, report, workers, time.monotonic() - began, client)
-        return ExitCode.OK if report.ok else ExitCode.SINK_FAILED
+        if report.ok:
+            return ExitCode.OK
+        return ExitCode.INTERRUPTED if self.stop.is_set() else ExitCode.SINK_FAILED
 
     def _record(
         self,
@@ -246,6 +278,7 @@ class Runner:
         client: AuditLogClient,
     ) -> None:
         self.outcome.reports.append(report)
+        self.metrics.liveness.beat()
         _log_cycle(report, seconds, client)
         now = time.time()
         for worker in workers:
@@ -267,6 +300,19 @@ def _ready_after(config: Config) -> float:
     return 3 * max(s.poll_interval for s in config.all_sources) + 60.0
 
 
+def _live_after(config: Config) -> float:
+    if config.metrics.live_after is not None:
+        return config.metrics.live_after
+    return 3 * max(s.poll_interval for s in config.all_sources) + 60.0
+
+
+def pause_after(poll: float, failures: int) -> float:
+    """Follow mode's pause before the next cycle: `poll`, doubled per consecutive failed cycle."""
+    if failures <= 1:
+        return poll
+    return min(poll * 2.0 ** min(failures - 1, 32), max(poll, MAX_BACKOFF))
+
+
 def run(
     config: Config,
     *,
@@ -276,13 +322,31 @@ def run(
     client_factory: ClientFactory = admin_key_client,
     progress: bool = False,
     on_listening: Callable[[int], None] | None = None,
+    stop_grace: float | None = None,
+    metrics: Metrics | None = None,
 ) -> RunOutcome:
-    """Run one cycle (`once`) or cycle every `poll_interval` until `stop` is set."""
+    """Run one cycle (`once`) or cycle every `poll_interval` until `stop` is set.
+
+    Every wait observes `stop` (see `shipper.stopping`); with `stop_grace`, the process exits
+    hard if it is still running that long after the stop request.
+    """
     runner = Runner(
-        config, once, stop or threading.Event(), Metrics(), progress, client_factory, on_cycle
+        config,
+        once,
+        stop or threading.Event(),
+        metrics or Metrics(),
+        progress,
+        client_factory,
+        on_cycle,
     )
     poll = min(s.poll_interval for s in config.all_sources)
-    with StateLock(config.state.dir), open_sinks(config) as sinks, ExitStack() as stack:
+    liveness = runner.metrics.liveness
+    with (
+        stopping.watching(runner.stop, grace=stop_grace, on_wait=liveness.waiting),
+        StateLock(config.state.dir),
+        open_sinks(config) as sinks,
+        ExitStack() as stack,
+    ):
         warn_orphans(config)
         clients = {s.name: client_factory(s, runner.metrics) for s in config.all_sources}
         for name, client in clients.items():  # unreadable entries are kept beside the cursors
@@ -291,18 +355,26 @@ def run(
         for client in clients.values():
             stack.callback(client.close)
         if not once and config.metrics.listen:
-            server = HealthServer(config.metrics.listen, runner.metrics, _ready_after(config))
+            server = HealthServer(
+                config.metrics.listen, runner.metrics, _ready_after(config), _live_after(config)
+            )
             stack.callback(server.stop)
             server.start()
             log.info("metrics_listening", address=config.metrics.listen, port=server.port)
             if on_listening:
                 on_listening(server.port)
+        failures = 0
         while True:
             code = runner.cycle(sinks, clients)
             runner.outcome.exit_code = code
             if config.metrics.textfile is not None:
                 runner.metrics.write_textfile(config.metrics.textfile)
-            if once or runner.stop.wait(poll):
+            if once or runner.stop.is_set():
+                break
+            failures = failures + 1 if code in _CYCLE_FAILED else 0
+            wait = pause_after(poll, failures)
+            liveness.waiting(wait)
+            if runner.stop.wait(wait):
                 break
     if not once:
         runner.outcome.exit_code = ExitCode.OK

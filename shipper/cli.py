@@ -86,7 +86,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     install_stop_handlers(stop)
     if not args.once:
         install_reopen_handler()
-    outcome = app.run(config, once=args.once, stop=stop, progress=wanted(config.log.format))
+    outcome = app.run(
+        config,
+        once=args.once,
+        stop=stop,
+        progress=wanted(config.log.format),
+        stop_grace=app.STOP_GRACE,
+    )
     return int(outcome.exit_code)
 
 

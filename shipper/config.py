@@ -98,6 +98,13 @@ class SourceSettings(_Strict):
         default=5000, ge=100, le=1_000_000, description="Target events per window (bounds memory)."
     )
     request_timeout: Duration = Field(default=30.0, description="Timeout of one API request.")
+    request_deadline: Duration | None = Field(
+        default=None,
+        description="Longest one API request may take, whatever the peer does; default 2 x request_timeout.",
+    )
+    max_response_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024, description="Largest API answer accepted (decoded)."
+    )
     retry_max_attempts: int = Field(default=8, ge=1, le=1000, description="Attempts per API page.")
     retry_max_time: Duration = Field(
         default=300.0, description="Longest time one API page is retried."
@@ -158,6 +165,10 @@ class MetricsSettings(_Strict):
     ready_after: Duration | None = Field(
         default=None,
         description="/readyz fails when no cycle succeeded for this long; default 3 x poll_interval + 60s.",
+    )
+    live_after: Duration | None = Field(
+        default=None,
+        description="/healthz fails when nothing made progress for this long; default 3 x poll_interval + 60s.",
     )
 
     @field_validator("listen")

@@ -4,10 +4,13 @@ Each sink has its own worker, queue and cursor, so one slow or failing sink neve
 another: a sink whose queue stays full past the stall timeout is marked lagging and skips the
 rest of the cycle (its cursor stays on the last window it finished; the next cycle resumes it).
 Skipping is sticky within a cycle because a cursor may only move over contiguous windows.
+A stop request abandons a sink's window in flight (`Interrupted`: its cursor stays) and every
+wait for a sink's queue.
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -17,8 +20,8 @@ from pathlib import Path
 
 import structlog
 
-from shipper import deadletter
-from shipper.errors import SinkError, SinkRefusalsUnexplainedError
+from shipper import deadletter, stopping
+from shipper.errors import Interrupted, SinkError, SinkRefusalsUnexplainedError
 from shipper.metrics import Metrics
 from shipper.model import AuditEvent
 from shipper.secrets import redact
@@ -34,6 +37,9 @@ MAX_QUEUED_WINDOWS = 1
 # Refused-but-unexplained events one window may hand to the next; more is not a lone bad event.
 MAX_CARRIED_EVENTS = 100
 
+# How often a wait for room in a sink's queue looks at the stop request.
+QUEUE_WAIT_SLICE = 0.25
+
 
 @dataclass(frozen=True, slots=True)
 class Window:
@@ -47,7 +53,7 @@ class SinkReport:
     delivered: int = 0
     dead_lettered: int = 0
     windows: int = 0
-    state: str = "ok"  # ok | failed | lagging
+    state: str = "ok"  # ok | failed | lagging | interrupted
     error: str | None = None
 
 
@@ -82,22 +88,58 @@ class SinkWorker:
         """Queue `window`; after `stall_timeout` seconds of a full queue, mark the sink lagging."""
         if not self.active:
             return
-        try:
-            self._queue.put(window, timeout=stall_timeout)
-        except queue.Full:
-            self.report.state = "lagging"
-            log.warning("sink_lagging", sink=self.name, stalled_seconds=stall_timeout)
+        give_up = None if stall_timeout is None else time.monotonic() + stall_timeout
+        while True:
+            left = QUEUE_WAIT_SLICE if give_up is None else give_up - time.monotonic()
+            try:
+                self._queue.put(window, timeout=max(min(left, QUEUE_WAIT_SLICE), 0.0))
+                return
+            except queue.Full:
+                if stopping.requested():
+                    self.report.state = "interrupted"
+                    return
+                if give_up is not None and time.monotonic() >= give_up:
+                    self.report.state = "lagging"
+                    log.warning("sink_lagging", sink=self.name, stalled_seconds=stall_timeout)
+                    return
 
-    def finish(self) -> SinkReport:
-        """Let the worker drain what is queued, then stop it."""
-        self._queue.put(None)
+    @property
+    def busy(self) -> bool:
+        """Whether the worker thread is still delivering (after `finish` gave up waiting)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def finish(self, timeout: float | None = None) -> SinkReport:
+        """Let the worker drain what is queued, then stop it.
+
+        With `timeout`, wait no longer: a sink still delivering then finishes its window in
+        flight in the background (`busy`; the next cycles leave it alone until it is done) and
+        drops the windows queued behind it (its cursor stops before them), so a hung receiver
+        does not hold back the next cycle and the other sinks.
+        """
+        if timeout is None:
+            self._queue.put(None)
+            if self._thread is not None:
+                self._thread.join()
+            return self.report
+        if self.report.state == "lagging":
+            timeout = 0.0  # it had its stall timeout in this cycle already
+        give_up = time.monotonic() + timeout
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            with contextlib.suppress(queue.Empty):
+                self._queue.get_nowait()  # the window behind the one in flight: left for later
+            self._queue.put_nowait(None)  # only this thread puts: there is room now
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(max(give_up - time.monotonic(), 0.0))
+        if self.busy and self.report.state == "ok":
+            self.report.state = "lagging"
+            log.warning("sink_busy", sink=self.name, waited_seconds=timeout)
         return self.report
 
     def _loop(self) -> None:
         while (window := self._queue.get()) is not None:
-            if self.report.state == "failed":
+            if self.report.state in ("failed", "interrupted"):
                 continue
             if (carried := self._carried) is not None:  # refused events awaiting evidence
                 fresh = self.cursor.pending(window.events, self.lookback)
@@ -109,6 +151,9 @@ class SinkWorker:
                 self._deliver(window)
             except SinkRefusalsUnexplainedError as exc:
                 self._carry(window, exc)
+            except Interrupted:
+                self.report.state = "interrupted"
+                log.info("sink_window_abandoned", sink=self.name, reason="stop requested")
             except SinkError as exc:
                 if exc.progress is not None:
                     self._record(exc.progress)
@@ -176,6 +221,7 @@ class SinkWorker:
         self.report.dead_lettered += len(rejected)
         self.report.windows += 1
         if self.metrics is not None:
+            self.metrics.liveness.beat()
             labels = (self.source, self.name)
             self.metrics.delivered.labels(*labels).inc(len(todo) - len(rejected))
             self.metrics.dead_lettered.labels(*labels).inc(len(rejected))

@@ -47,6 +47,12 @@ class LockHeldError(ShipperError):
     exit_code = ExitCode.LOCKED
 
 
+class Interrupted(ShipperError):
+    """A stop was requested (SIGTERM) during a wait or a request: the work in flight is abandoned."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
 class SourceError(ShipperError):
     """The audit-log API could not be read."""
 

@@ -1,7 +1,7 @@
 """Prometheus metrics, health endpoints and the node_exporter textfile.
 
-Follow mode serves `/metrics`, `/healthz` (the process is alive) and `/readyz` (a cycle
-succeeded recently) on `[metrics] listen`, 127.0.0.1 by default. Cron mode can write the same
+Follow mode serves `/metrics`, `/healthz` (the process makes progress: see `Liveness`) and
+`/readyz` (a cycle succeeded recently) on `[metrics] listen`, 127.0.0.1 by default. Cron mode can write the same
 metrics to a textfile after each run.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,35 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, write_to_textfile
 from shipper.fsutil import ensure_dir
 
 
+class Liveness:
+    """When the process last made progress, for `/healthz`.
+
+    Progress is an API answer, a window fetched or delivered, a cycle ended; a deliberate wait
+    (the pause between cycles, a retry's back-off) counts as progress until it is due to end.
+    A process frozen anywhere else (a deadlock, a wait nothing bounds) stops beating.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._last = clock()
+
+    def beat(self) -> None:
+        self._last = max(self._last, self.clock())
+
+    def waiting(self, seconds: float) -> None:
+        """A deliberate wait of `seconds` begins: alive until it is due to end."""
+        self._last = max(self._last, self.clock() + max(seconds, 0.0))
+
+    def stalled_for(self) -> float:
+        """Seconds since the last progress (0 while a deliberate wait is running)."""
+        return max(self.clock() - self._last, 0.0)
+
+
 class Metrics:
     """Every metric the shipper exports, in its own registry (no process-global state)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.liveness = Liveness(clock)
         self.registry = CollectorRegistry()
         r = self.registry
         self.fetched = Counter(
@@ -96,6 +122,16 @@ class Metrics:
         )
         self.last_ready = 0.0
 
+    def api_request_observer(self, source: str) -> Callable[[float], None]:
+        """What the API client calls with each request's latency: a histogram and a heartbeat."""
+        histogram = self.request_seconds.labels(source)
+
+        def observe(seconds: float) -> None:
+            histogram.observe(seconds)
+            self.liveness.beat()
+
+        return observe
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -115,7 +151,12 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/metrics":
             self._reply(200, self.server.metrics.exposition(), CONTENT_TYPE_LATEST)
         elif path == "/healthz":
-            self._reply(200, b"ok\n")
+            stalled = self.server.metrics.liveness.stalled_for()
+            live_after = self.server.live_after
+            if live_after is None or stalled <= live_after:
+                self._reply(200, b"ok\n")
+            else:
+                self._reply(503, f"stalled: no progress for {stalled:.0f}s\n".encode())
         elif path == "/readyz":
             age = time.time() - self.server.metrics.last_ready
             ready = age <= self.server.ready_after
@@ -136,10 +177,13 @@ class _Handler(BaseHTTPRequestHandler):
 class HealthServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, listen: str, metrics: Metrics, ready_after: float) -> None:
+    def __init__(
+        self, listen: str, metrics: Metrics, ready_after: float, live_after: float | None = None
+    ) -> None:
         host, _, port = listen.rpartition(":")
         self.metrics = metrics
         self.ready_after = ready_after
+        self.live_after = live_after
         if ":" in host:
             self.address_family = socket.AF_INET6
         super().__init__((host.strip("[]"), int(port)), _Handler)

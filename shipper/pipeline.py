@@ -274,7 +274,7 @@ class Pipeline:
                         self.observer.end()
         finally:
             for worker in self.workers:
-                report.sinks[worker.name] = worker.finish()
+                report.sinks[worker.name] = worker.finish(self.stall_timeout)
         return report
 
     def _walk(self, start: int, end: int, report: CycleReport) -> None:

@@ -2,7 +2,8 @@
 
 Exponential backoff with full jitter, bounded in attempts and in total time, and a server's
 `Retry-After` honoured (as a floor, capped so a hostile or broken header cannot park us forever).
-`sleep` is injectable so tests never wait.
+`sleep` is injectable so tests never wait; by default it is `shipper.stopping.pause`, so a stop
+request ends a back-off at once (`Interrupted`) instead of waiting it out.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from tenacity import (
     stop_after_delay,
     wait_random_exponential,
 )
+
+from shipper import stopping
 
 MAX_RETRY_AFTER = 300.0
 
@@ -69,7 +72,7 @@ def retrying(
     policy: RetryPolicy,
     *,
     retry_on: Callable[[BaseException], bool],
-    sleep: Callable[[float], Any] = time.sleep,
+    sleep: Callable[[float], Any] = stopping.pause,
     before_sleep: Callable[[RetryCallState], Any] | None = None,
 ) -> Retrying:
     """A tenacity `Retrying` for `policy`; re-raises the last exception when it gives up."""

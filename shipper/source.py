@@ -21,6 +21,7 @@ import structlog
 from pydantic import SecretStr
 from tenacity import RetryCallState
 
+from shipper import stopping
 from shipper.config import SourceSettings
 from shipper.errors import (
     RetryableResponseError,
@@ -75,7 +76,7 @@ class AuditLogClient:
         api_key: SecretStr,
         *,
         transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], Any] = time.sleep,
+        sleep: Callable[[float], Any] = stopping.pause,
         metrics: Metrics | None = None,
         quarantine: Quarantine | None = None,
     ) -> None:
@@ -92,9 +93,7 @@ class AuditLogClient:
             "user-agent": "shipper/0.1",
         }
         base_url, timeout = settings.base_url.rstrip("/"), settings.request_timeout
-        observe = (
-            metrics.request_seconds.labels(settings.name).observe if metrics is not None else None
-        )
+        observe = metrics.api_request_observer(settings.name) if metrics is not None else None
         self._http: Getter = HttpxGetter(
             base_url,
             headers,
@@ -102,6 +101,8 @@ class AuditLogClient:
             connections=settings.concurrency + 2,  # a spare for a request being torn down
             transport=transport,
             observe=observe,
+            deadline=settings.request_deadline,
+            max_body=settings.max_response_bytes,
         )
         # `concurrency` bounds the requests in flight, whatever the number of passes waiting;
         # fewer while the API pushes back.

@@ -2,19 +2,30 @@
 
 Kept behind a tiny interface so the client's retry logic sees one shape of answer and one kind
 of failure, and so tests can hand in any `httpx.BaseTransport` (`httpx.MockTransport`).
-Redirects are never followed (they would carry the admin key elsewhere).
+Redirects are never followed (they would carry the admin key elsewhere). Every GET ends by its
+deadline and its body is capped (`shipper.http_guard`); every httpx error is a `TransportFailure`.
 """
 
 from __future__ import annotations
 
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
+
+from shipper import stopping
+from shipper.http_guard import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    ResponseTooLarge,
+    environment_proxy,
+    guarded_transport,
+    read_capped,
+    request_deadline,
+)
+
+__all__ = ["Getter", "HttpxGetter", "Reply", "TransportFailure", "environment_proxy"]
 
 
 class Headers(Protocol):
@@ -33,7 +44,7 @@ class TransportFailure(Exception):
 
     def __init__(self, message: str, cause: str) -> None:
         super().__init__(message)
-        self.cause = cause  # "timeout" or "connection", for the retry metrics
+        self.cause = cause  # "timeout", "connection" or "body", for the retry metrics
 
 
 class Getter(Protocol):
@@ -62,12 +73,16 @@ class HttpxGetter:
         connections: int,
         transport: httpx.BaseTransport | None = None,
         observe: Callable[[float], None] | None = None,
+        deadline: float | None = None,
+        max_body: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._headers = httpx.Headers({**headers, "accept": "application/json"})
         self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
+        self._deadline = 2 * timeout if deadline is None else deadline
+        self._max_body = max_body
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        self._transport = transport or httpx.HTTPTransport(
+        self._transport = transport or guarded_transport(
             limits=limits, proxy=environment_proxy(self._base)
         )
         self._observe = observe
@@ -78,15 +93,15 @@ class HttpxGetter:
             request = httpx.Request(
                 "GET", self._base + target, headers=self._headers, extensions=self._extensions
             )
-            response = self._transport.handle_request(request)
-            try:
-                body = response.read()
-            finally:
-                response.close()
-        except httpx.TransportError as exc:
-            cause = "timeout" if isinstance(exc, httpx.TimeoutException) else "connection"
-            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            raise TransportFailure(detail, cause) from None
+            with request_deadline(self._deadline):
+                response = self._transport.handle_request(request)
+                try:
+                    body = read_capped(response, self._max_body)
+                finally:
+                    response.close()
+        except (httpx.HTTPError, ResponseTooLarge) as exc:
+            stopping.raise_if_requested()  # the failure is the stop cutting the request short
+            raise TransportFailure(describe_failure(exc, self._deadline), cause_of(exc)) from None
         finally:
             if self._observe is not None:
                 self._observe(time.monotonic() - began)
@@ -96,10 +111,20 @@ class HttpxGetter:
         self._transport.close()
 
 
-def environment_proxy(url: str) -> str | None:
-    """The proxy the environment names for `url` (None: connect directly), as curl and httpx read it."""
-    parts = urllib.parse.urlsplit(url)
-    proxies = urllib.request.getproxies_environment()
-    if parts.hostname is None or urllib.request.proxy_bypass(parts.hostname):
-        return None
-    return proxies.get(parts.scheme) or proxies.get("all")
+def cause_of(exc: Exception) -> str:
+    """The retry metrics' cause for an httpx error (or an oversized body)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.TransportError):
+        return "connection"
+    return "body"  # DecodingError, ResponseTooLarge, anything else httpx raises about the answer
+
+
+def describe_failure(exc: Exception, deadline: float) -> str:
+    """What went wrong with one request, for the operator (no secrets: httpx messages carry none)."""
+    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, httpx.DecodingError):
+        return f"{detail} (the body does not match its Content-Encoding)"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"{detail} (per-read timeout, or the request deadline of {deadline:g}s)"
+    return detail

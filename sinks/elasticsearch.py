@@ -13,7 +13,6 @@ answer, so `flush` has nothing left to wait for.
 from __future__ import annotations
 
 import ssl
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ import orjson
 import structlog
 from tenacity import RetryCallState
 
+from shipper import stopping
 from shipper.errors import SinkFatalError, SinkRetryableError
 from shipper.model import AuditEvent
 from shipper.render import DocumentRenderer, document_renderer
@@ -182,7 +182,7 @@ class ElasticsearchSink:
         until_settled = retrying(
             self._policy,
             retry_on=lambda exc: isinstance(exc, _ItemsPending),
-            sleep=time.sleep if self._sleep is None else self._sleep,
+            sleep=stopping.pause if self._sleep is None else self._sleep,
             before_sleep=note,
         )
         try:

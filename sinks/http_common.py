@@ -2,22 +2,33 @@
 
 Redirects are never followed (a redirect would carry credentials to another place); plain
 http:// is refused except to loopback unless explicitly allowed; TLS is verified by default.
+Every request ends by its deadline, its answer is capped in size (`shipper.http_guard`), and
+every httpx error is classified: retryable unless it is about our own request.
 """
 
 from __future__ import annotations
 
 import gzip
 from collections.abc import Callable, Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 import structlog
 from pydantic import Field, model_validator
 from tenacity import RetryCallState
 
+from shipper import stopping
 from shipper.config import is_loopback_url
 from shipper.durations import Duration
 from shipper.errors import SinkFatalError, SinkRetryableError
+from shipper.http_guard import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    ResponseTooLarge,
+    environment_proxy,
+    guarded_transport,
+    read_capped,
+    request_deadline,
+)
 from shipper.retry import RetryPolicy, parse_retry_after, retrying
 from shipper.secrets import redact, remember
 from shipper.sink import SinkSettings
@@ -36,6 +47,15 @@ class HttpSinkSettings(SinkSettings, TlsSettings):
         default="none", description="Request body encoding."
     )
     timeout: Duration = Field(default=30.0, description="Timeout of one request.")
+    request_deadline: Duration | None = Field(
+        default=None,
+        description="Longest one request may take, whatever the receiver does; default 2 x timeout.",
+    )
+    max_response_bytes: int = Field(
+        default=DEFAULT_MAX_RESPONSE_BYTES,
+        ge=1024,
+        description="Largest answer accepted from the receiver (decoded).",
+    )
     allow_plain_http: bool = Field(
         default=False,
         description="Allow http:// to a non-loopback host (credentials in clear text).",
@@ -54,14 +74,60 @@ class HttpSinkSettings(SinkSettings, TlsSettings):
         return self
 
 
-def make_client(settings: HttpSinkSettings) -> httpx.Client:
+class BoundedClient(httpx.Client):
+    """An `httpx.Client` whose every exchange ends by `deadline` and reads at most `max_body`.
+
+    `send` (which `request`, `post`, ... go through) reads the answer itself, capped, within the
+    deadline; the response it returns is fully read.
+    """
+
+    def __init__(self, *, deadline: float, max_body: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.deadline = deadline
+        self.max_body = max_body
+
+    def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        if kwargs.pop("stream", False):
+            raise TypeError("BoundedClient reads every answer itself; stream=True is not offered")
+        with request_deadline(self.deadline):
+            response = super().send(request, stream=True, **kwargs)
+            try:
+                body = read_capped(response, self.max_body)
+            finally:
+                response.close()
+        return _with_body(response, body)
+
+
+def _with_body(response: httpx.Response, body: bytes) -> httpx.Response:
+    """`response` with its decoded `body` in place (the encoding headers no longer apply)."""
+    headers = [
+        (name, value)
+        for name, value in response.headers.multi_items()
+        if name not in ("content-encoding", "content-length", "transfer-encoding")
+    ]
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=body,
+        request=response.request,
+        extensions=response.extensions,
+    )
+
+
+def make_client(settings: HttpSinkSettings) -> BoundedClient:
     if not settings.tls_verify:
         log.warning("tls_verification_disabled", sink=settings.name)
     verify = client_context(settings) if settings.url.startswith("https://") else True
-    return httpx.Client(
-        verify=verify,
+    timeout = float(settings.timeout)
+    deadline = settings.request_deadline
+    return BoundedClient(
+        deadline=2 * timeout if deadline is None else float(deadline),
+        max_body=settings.max_response_bytes,
+        # The environment's proxy is chosen here, for the one URL, so its transport is guarded too.
+        transport=guarded_transport(verify=verify, proxy=environment_proxy(settings.url)),
+        trust_env=False,
         follow_redirects=False,
-        timeout=httpx.Timeout(settings.timeout),
+        timeout=httpx.Timeout(timeout),
         headers={"user-agent": "shipper/0.1"},
     )
 
@@ -104,8 +170,22 @@ class ReceiverFailedError(SinkRetryableError):
         self.reason = message
 
 
+# Errors about the answer or the way to it; another attempt may fare better. The rest of
+# `httpx.HTTPError` is about our own request (an invalid URL, header or redirect): fatal.
+_RETRYABLE_HTTPX = (httpx.TransportError, httpx.DecodingError, ResponseTooLarge)
+
+
 def _is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, _Retryable | httpx.TransportError)
+    return isinstance(exc, (_Retryable, *_RETRYABLE_HTTPX))
+
+
+def _what_failed(exc: BaseException) -> str:
+    detail = f"{type(exc).__name__}: {redact(str(exc))}"
+    if isinstance(exc, httpx.DecodingError):
+        return f"{detail} (the answer does not match its Content-Encoding)"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"{detail} (per-read timeout, or the request deadline)"
+    return detail
 
 
 def send_with_retries(
@@ -124,7 +204,11 @@ def send_with_retries(
     """
 
     def attempt() -> httpx.Response:
-        response = client.send(request())
+        try:
+            response = client.send(request())
+        except _RETRYABLE_HTTPX:
+            stopping.raise_if_requested()  # the failure is the stop cutting the request short
+            raise
         if response.status_code in retry_statuses:
             raise _Retryable(
                 describe(response),
@@ -153,10 +237,10 @@ def send_with_retries(
         if exc.status is not None and exc.status >= 500:
             raise ReceiverFailedError(sink_name, message, status=exc.status) from None
         raise SinkRetryableError(sink_name, message) from None
-    except httpx.TransportError as exc:
-        raise SinkRetryableError(
-            sink_name, f"gave up after retries: {type(exc).__name__}: {redact(str(exc))}"
-        ) from None
+    except _RETRYABLE_HTTPX as exc:
+        raise SinkRetryableError(sink_name, f"gave up after retries: {_what_failed(exc)}") from None
+    except httpx.HTTPError as exc:
+        raise SinkFatalError(sink_name, f"the request failed: {_what_failed(exc)}") from None
 
 
 def policy_of(settings: SinkSettings, *, quick: bool = False) -> RetryPolicy:

@@ -26,6 +26,7 @@ import orjson
 import structlog
 from pydantic import Field, field_validator, model_validator
 
+from shipper import stopping
 from shipper.durations import Duration
 from shipper.errors import SinkFatalError, SinkRetryableError
 from shipper.model import AuditEvent
@@ -131,7 +132,7 @@ class SplunkHecSink:
         settings: SplunkHecSettings,
         context: SinkContext | None = None,
         *,
-        sleep: Callable[[float], object] = time.sleep,
+        sleep: Callable[[float], object] = stopping.pause,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = settings.name

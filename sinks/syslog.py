@@ -22,7 +22,6 @@ import functools
 import os
 import socket
 import ssl
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
@@ -31,6 +30,7 @@ import structlog
 from pydantic import Field, field_validator, model_validator
 from tenacity import RetryCallState
 
+from shipper import stopping
 from shipper.durations import Duration
 from shipper.errors import SinkFatalError, SinkRetryableError
 from shipper.model import AuditEvent
@@ -171,7 +171,7 @@ class SyslogSink:
         self,
         settings: SyslogSinkSettings,
         *,
-        sleep: Callable[[float], Any] = time.sleep,
+        sleep: Callable[[float], Any] = stopping.pause,
         hostname: Callable[[], str] = default_hostname,
     ) -> None:
         self.name = settings.name
