@@ -25,6 +25,7 @@ from shipper.errors import (
     SourceRefusedError,
     SourceUnavailableError,
 )
+from shipper.event_types import split_by_scope, unknown_event_types
 from shipper.inflight import Answer, InFlightLimit
 from shipper.metrics import Metrics
 from shipper.model import AuditEvent
@@ -104,21 +105,46 @@ class AuditLogClient:
         self._paused_until = 0.0
         self.requests = 0
         self.retries = 0
+        # The event-type filter split by scope: each pass may only ask for types of its own.
+        self._types = split_by_scope(settings.event_types)
+        self._tenant_refused = False
+        if unknown := unknown_event_types(settings.event_types):
+            log.warning(
+                "event_types_unknown",
+                source=settings.name,
+                unknown=unknown,
+                meaning="not in the event-type catalog (a typo, or a type newer than this "
+                "shipper); asked for anyway: tenant.* in the tenant_only pass, others in the "
+                "ordinary pass",
+            )
 
     @property
     def passes(self) -> tuple[bool, ...]:
-        """The `tenant_only` values of the passes that make a window complete."""
-        return (False, True) if self.settings.include_tenant_events else (False,)
+        """The `tenant_only` values of the passes that make a window complete.
+
+        A pass is made only when it has something to ask: with an event-type filter, the
+        ordinary pass only for ordinary types, the `tenant_only` pass only for tenant-scoped
+        ones (the API refuses either mix). The tenant pass is dropped once the API refused
+        `tenant_only` itself (see `fetch_pass`).
+        """
+        filtered = bool(self.settings.event_types)
+        ordinary, tenant = self._types
+        tenant_wanted = self.settings.include_tenant_events and not self._tenant_refused
+        return (
+            *((False,) if ordinary or not filtered else ()),
+            *((True,) if tenant_wanted and (tenant or not filtered) else ()),
+        )
 
     def close(self) -> None:
         self._http.close()
 
-    def _filters(self) -> Params:
+    def _filters(self, tenant_only: bool = False) -> Params:
+        """The configured filters for one pass: only the event types of that pass's scope."""
         s = self.settings
         params: Params = []
         for key, values in (
             ("project_ids[]", s.project_ids),
-            ("event_types[]", s.event_types),
+            ("event_types[]", self._types[1] if tenant_only else self._types[0]),
             ("actor_ids[]", s.actor_ids),
             ("actor_emails[]", s.actor_emails),
             ("resource_ids[]", s.resource_ids),
@@ -264,6 +290,32 @@ class AuditLogClient:
             if abandon is not None:
                 abandon.set()
             raise
+        except SourceRefusedError as exc:
+            if not (tenant_only and self._refuses_tenant_only(exc)):
+                raise
+            return {}
+
+    def _refuses_tenant_only(self, exc: SourceRefusedError) -> bool:
+        """Whether a refusal of the tenant pass is about `tenant_only` itself (the organization
+        or API does not offer it), not about the filters; if so, the pass is dropped for good
+        with a loud error, so the ordinary pass keeps being delivered instead of failing every
+        run. Not when the filter asks for tenant-scoped types only: nothing would be left."""
+        text = str(exc)
+        if exc.status != 400 or "tenant_only" not in text or "event_type" in text:
+            return False
+        if self.settings.event_types and not self._types[0]:
+            return False
+        if not self._tenant_refused:
+            self._tenant_refused = True
+            log.error(
+                "tenant_pass_refused",
+                source=self.settings.name,
+                error=text,
+                meaning="the API refuses tenant_only=true for this organization: tenant-scoped "
+                "events (tenant.*, role bindings) are NOT delivered; the ordinary events are. "
+                "Set include_tenant_events = false to accept that and silence this.",
+            )
+        return True
 
     def _read_pass(
         self,
@@ -280,7 +332,7 @@ class AuditLogClient:
             ("effective_at[gte]", str(start)),
             ("effective_at[lt]", str(end)),
             ("limit", str(self.settings.page_size)),
-            *self._filters(),
+            *self._filters(tenant_only),
         ]
         if tenant_only:
             base.append(("tenant_only", "true"))
