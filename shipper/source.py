@@ -7,9 +7,11 @@ A window is read in two passes (ordinary and `tenant_only`), which a caller may 
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -41,6 +43,9 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 PUSH_BACK = frozenset({429, 503})  # the API (or what is in front of it) asks for less load
 PATH = "/organization/audit_logs"
 MAX_PAGES_PER_WINDOW = 100_000
+# A request that costs the API next to nothing: a one-second window at the epoch, always empty.
+CLOCK_PROBE = (("effective_at[gte]", "0"), ("effective_at[lt]", "1"), ("limit", "1"))
+CLOCK_SKEW_WARNING = 10.0  # seconds; the Date header's own resolution is one
 
 Params = list[tuple[str, str]]
 
@@ -107,6 +112,10 @@ class AuditLogClient:
         self.retries = 0
         # The event-type filter split by scope: each pass may only ask for types of its own.
         self._types = split_by_scope(settings.event_types)
+        # The API's clock minus the local one, from the latest answer's Date; and the latest
+        # Date parsed (pages come several a second, most with the same Date).
+        self._api_offset: float | None = None
+        self._last_date: tuple[str, float] = ("", 0.0)
         self._tenant_refused = False
         if unknown := unknown_event_types(settings.event_types):
             log.warning(
@@ -164,6 +173,7 @@ class AuditLogClient:
             raise RetryableResponseError(redact(str(exc)) or "no detail", cause=exc.cause) from None
         finally:
             self._answered(ticket, status)
+        self._note_date(response.headers.get("date"))
         request_id = response.headers.get("x-request-id")
         if status in RETRYABLE_STATUSES:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
@@ -185,6 +195,58 @@ class AuditLogClient:
             raise RetryableResponseError(
                 f"{exc}" + (f" (x-request-id {request_id})" if request_id else "")
             ) from None
+
+    def _note_date(self, date: str | None) -> None:
+        """Record the API's clock from an answer's `Date`, as an offset from the local clock.
+
+        A Date is whole seconds, cut down: the offset errs towards an API clock that is behind,
+        the safe side for `api_clock_offset`'s caller, which must never read past it.
+        """
+        received = time.time()
+        if not date:
+            return
+        if date == self._last_date[0]:
+            api = self._last_date[1]
+        else:
+            try:
+                when = parsedate_to_datetime(date)
+            except (TypeError, ValueError, IndexError):
+                return
+            api = (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
+            self._last_date = (date, api)
+        self._api_offset = api - received
+
+    def api_clock_offset(self) -> float | None:
+        """The API's clock minus the local one (seconds), from the `Date` of one answer given
+        now: a cheap request (`CLOCK_PROBE`), so a cycle learns the API's time before it plans
+        its first window (an offset from an earlier cycle would hide a local clock that jumped
+        since). None when the API (or a proxy) sends no usable Date: the local clock alone then.
+        Exports the skew (local minus API) and warns when it is large.
+        """
+        self._api_offset = None
+        self.page(list(CLOCK_PROBE))
+        offset = self._api_offset
+        if offset is None:
+            log.warning(
+                "api_date_missing",
+                source=self.settings.name,
+                meaning="the API's answer has no usable Date header, so the local clock alone "
+                "bounds each cycle: keep it synchronised (NTP)",
+            )
+            return None
+        skew = -offset
+        if self.metrics is not None:
+            self.metrics.clock_skew.labels(self.settings.name).set(skew)
+        if abs(skew) > CLOCK_SKEW_WARNING:
+            log.warning(
+                "clock_skew",
+                source=self.settings.name,
+                skew_seconds=round(skew, 1),
+                meaning="this machine's clock is off the API's (its Date header) by more than "
+                f"{CLOCK_SKEW_WARNING:g} s: NTP is required. Cycles read only up to the earlier "
+                "of the two clocks, so nothing is skipped, but lag and lateness figures are off",
+            )
+        return offset
 
     def _answered(self, ticket: int, status: int) -> None:
         """Hand back a request's slot; say so when the API made the window narrower or wider."""
