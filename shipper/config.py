@@ -80,7 +80,10 @@ class SourceSettings(_Strict):
         default=30 * 86400.0,
         description="How long the API is assumed to keep events; a sink further behind is reported loudly.",
     )
-    event_types: list[str] = Field(default_factory=list, description="Only these event types.")
+    event_types: list[str] = Field(
+        default_factory=list,
+        description="Only these event types (tenant-scoped ones need include_tenant_events).",
+    )
     project_ids: list[str] = Field(default_factory=list, description="Only these projects.")
     actor_ids: list[str] = Field(default_factory=list, description="Only these actors.")
     actor_emails: list[str] = Field(default_factory=list, description="Only these actor emails.")

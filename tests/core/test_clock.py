@@ -143,3 +143,11 @@ def test_without_a_date_header_the_local_clock_alone_bounds_the_cycle() -> None:
     finally:
         client.close()
     assert [e["event"] for e in logs] == ["api_date_missing"]
+
+
+def test_the_emulator_clock_can_be_skewed_over_its_control_endpoint(api: Emulator) -> None:
+    """`PUT /_emulator/clock {"skew": S}` moves the emulator's Date (for out-of-process tests)."""
+    base = api.base_url.removesuffix("/v1")
+    assert httpx.put(f"{base}/_emulator/clock", json={"skew": -7200}).status_code == 200
+    assert api.api_time() == T0 - 7200
+    assert httpx.put(f"{base}/_emulator/clock", json={"skew": "x"}).status_code == 400
