@@ -294,10 +294,14 @@ class Pipeline:
         operator restarts it from before the clock went wrong.
         """
         lag = self.settings.clock_safety_lag
+        start_at = self.settings.start_at
+        configured = None if start_at is None else int(start_at.timestamp())
         for worker in self.workers:
             ahead = worker.cursor.high_water - api_now
             if not worker.active or ahead <= lag:
                 continue
+            if worker.cursor.high_water == configured and not worker.cursor.seen:
+                continue  # a new sink told to start in the future: nothing to read until then
             worker.report.state = "failed"
             worker.report.error = (
                 f"cursor at {_iso(worker.cursor.high_water)} is {ahead:.0f} s ahead of the API's "

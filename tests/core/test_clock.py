@@ -151,3 +151,14 @@ def test_the_emulator_clock_can_be_skewed_over_its_control_endpoint(api: Emulato
     assert httpx.put(f"{base}/_emulator/clock", json={"skew": -7200}).status_code == 200
     assert api.api_time() == T0 - 7200
     assert httpx.put(f"{base}/_emulator/clock", json={"skew": "x"}).status_code == 400
+
+
+def test_a_new_sink_told_to_start_in_the_future_waits_without_an_error(
+    api: Emulator, tmp_path: Path, admin_key: str
+) -> None:
+    """A cursor ahead of the API's clock because `start_at` says so is no clock fault."""
+    text = config_text(api.base_url, tmp_path, start_at=T0 + 86400)
+    with local_clock_at(T0):
+        outcome = app.run(load_config(write_config(tmp_path, text)), once=True)
+    assert outcome.exit_code == ExitCode.OK
+    assert ids_in(tmp_path / "out" / "audit.jsonl") == []
