@@ -162,3 +162,20 @@ def test_a_new_sink_told_to_start_in_the_future_waits_without_an_error(
         outcome = app.run(load_config(write_config(tmp_path, text)), once=True)
     assert outcome.exit_code == ExitCode.OK
     assert ids_in(tmp_path / "out" / "audit.jsonl") == []
+
+
+def test_events_of_the_last_safety_lag_wait_for_the_next_run(
+    api: Emulator, tmp_path: Path, admin_key: str
+) -> None:
+    """A run reads up to its clock minus `clock_safety_lag` (5 s): an event dated 2 s before
+    the run is left to the next run, which delivers it."""
+    recent = generate_events(1, start=T0 - 2, end=T0 - 1, seed=23, id_prefix="recent-")
+    api.add_events(recent)
+    config = load_config(write_config(tmp_path, config_text(api.base_url, tmp_path)))
+    with local_clock_at(T0):
+        app.run(config, once=True)
+    assert recent[0]["id"] not in ids_in(tmp_path / "out" / "audit.jsonl")
+    api.clock = lambda: float(T0 + 10)
+    with local_clock_at(T0 + 10):
+        app.run(config, once=True)
+    assert ids_in(tmp_path / "out" / "audit.jsonl") == [e["id"] for e in api.events()]
