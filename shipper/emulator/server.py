@@ -39,6 +39,10 @@ from shipper.emulator.store import Store
 __all__ = ["LIST_PATH", "ApiError", "Emulator", "Order", "Stats"]
 
 
+# How much older than the emulator's clock late events are at least (see `add_late_events`).
+LATE_SETTLE = 10
+
+
 def _real_time() -> float:
     return time.clock_gettime(time.CLOCK_REALTIME)
 
@@ -161,8 +165,14 @@ class Emulator:
     def add_late_events(
         self, count: int, *, max_age: int, seed: int | None = None, now: int | None = None
     ) -> list[Event]:
-        """Generate and add `count` events with `effective_at` in [now - max_age, now)."""
-        now = int(time.time()) if now is None else now
+        """Generate and add `count` events with `effective_at` in [now - max_age, now).
+
+        `now` defaults to the emulator's clock less `LATE_SETTLE` seconds: a shipper run reads
+        only up to `clock_safety_lag` before its clock, so an event dated later than that is not
+        late but new (the run after next delivers it), and a test expecting the next run to
+        deliver late events would otherwise fail now and then.
+        """
+        now = int(self.api_time()) - LATE_SETTLE if now is None else now
         seed = self._rng.getrandbits(64) if seed is None else seed
         events = generate_events(count, start=now - max_age, end=now, seed=seed)
         self.add_events(events)
