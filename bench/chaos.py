@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 KEY, KEY_ENV = "sk-admin-chaos-0123456789abcdefSECRET", "CHAOS_ADMIN_KEY"
 # A short lookback keeps the re-read span (and so each run) short; late events stay within it.
 LOOKBACK, LATE_MAX_AGE = 60, 30
+CLOCK_SAFETY_LAG = 5  # the shipper's default: a run reads only up to its clock minus this
 RUN_ONCE = ("-m", "shipper.cli", "run", "--once", "--config")
 Action = tuple[float, str, Callable[[], bool]]  # when (s into the run), fault key, do it
 
@@ -230,6 +231,10 @@ class Chaos:
     def _final(self) -> None:
         self.rx.set_hec_ack(True)
         self._write_config(hec_ack=True)
+        # A run reads up to `clock_safety_lag` before now (less the Date header's second): the
+        # final run starts once every event is older than that, so it must deliver them all.
+        newest = max((int(e["effective_at"]) for e in self.emu.events()), default=0)
+        time.sleep(max(0.0, newest + CLOCK_SAFETY_LAG + 2 - time.time()))
         proc = self._start("final")
         try:
             proc.wait(timeout=300)

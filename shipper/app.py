@@ -112,6 +112,7 @@ def make_workers(
     workers = []
     for settings in config.sinks:
         cursor = store.load(settings.name)
+        new_cursor = cursor is None
         if cursor is None:
             # Recorded at once so `status` shows a new sink's lag even if it never delivers.
             cursor = Cursor(high_water=initial_high_water(source, now))
@@ -121,6 +122,7 @@ def make_workers(
             name=settings.name,
             sink=opened.sink,
             cursor=cursor,
+            new_cursor=new_cursor,
             store=store,
             dead_letter_path=settings.dead_letter_path
             or deadletter.default_path(config.state.dir, settings.name),

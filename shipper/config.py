@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from shipper.config_secrets import guard_inline_secrets
 from shipper.durations import Duration
 from shipper.errors import ConfigError
+from shipper.event_types import split_by_scope
 from shipper.sink import SinkPlugin, SinkSettings
 
 SINK_ENTRY_POINT_GROUP = "shipper.sinks"
@@ -79,7 +80,10 @@ class SourceSettings(_Strict):
         default=30 * 86400.0,
         description="How long the API is assumed to keep events; a sink further behind is reported loudly.",
     )
-    event_types: list[str] = Field(default_factory=list, description="Only these event types.")
+    event_types: list[str] = Field(
+        default_factory=list,
+        description="Only these event types (tenant-scoped ones need include_tenant_events).",
+    )
     project_ids: list[str] = Field(default_factory=list, description="Only these projects.")
     actor_ids: list[str] = Field(default_factory=list, description="Only these actors.")
     actor_emails: list[str] = Field(default_factory=list, description="Only these actor emails.")
@@ -109,6 +113,10 @@ class SourceSettings(_Strict):
     retry_max_time: Duration = Field(
         default=300.0, description="Longest time one API page is retried."
     )
+    clock_safety_lag: Duration = Field(
+        default=5.0,
+        description="A cycle reads up to this long before now, now being the earlier of the local clock and the API's (its `Date` header).",
+    )
 
     @field_validator("start_at")
     @classmethod
@@ -129,6 +137,16 @@ class SourceSettings(_Strict):
             )
         if self.api_key_env is None and self.api_key_file is None:
             raise ValueError("set api_key_env or api_key_file")
+        return self
+
+    @model_validator(mode="after")
+    def _event_types_have_their_pass(self) -> SourceSettings:
+        tenant = split_by_scope(self.event_types)[1]
+        if tenant and not self.include_tenant_events:
+            raise ValueError(
+                f"event_types names tenant-scoped types ({', '.join(tenant)}), which only the "
+                "tenant_only pass returns: set include_tenant_events = true or remove them"
+            )
         return self
 
 

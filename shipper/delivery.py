@@ -14,8 +14,10 @@ import contextlib
 import queue
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 
 import structlog
@@ -39,6 +41,10 @@ MAX_CARRIED_EVENTS = 100
 
 # How often a wait for room in a sink's queue looks at the stop request.
 QUEUE_WAIT_SLICE = 0.25
+
+# A late event this close to `lookback` (as a fraction of it) is warned about.
+LATENESS_WARNING = 0.8
+_effective_at = attrgetter("effective_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +75,9 @@ class SinkWorker:
     metrics: Metrics | None = None
     clock: Callable[[], float] = time.time
     report: SinkReport = field(default_factory=SinkReport)
+    # A cursor made this run: the sink starts `lookback` before its high water, so what it is
+    # given below that is history, not late arrivals (until the high water first moves).
+    new_cursor: bool = False
     _queue: queue.Queue[Window | None] = field(
         default_factory=lambda: queue.Queue(MAX_QUEUED_WINDOWS)
     )
@@ -183,6 +192,33 @@ class SinkWorker:
         self._carried, self._carried_error = Window(window.start, window.end, left), str(exc)
         log.info("refused_events_carried", sink=self.name, events=len(left))
 
+    def _measure_lateness(self, todo: list[AuditEvent]) -> None:
+        """Observe how late each event first found below the high water arrived (first seen
+        minus effective_at); warn when one comes near `lookback`, past which it would be lost.
+
+        `todo` is sorted by effective_at (as a window is), so the late ones are its head.
+        """
+        below = bisect_left(todo, self.cursor.high_water, key=_effective_at)
+        if not below:
+            return
+        now = self.clock()
+        lateness = [now - event.effective_at for event in todo[:below]]
+        if self.metrics is not None:
+            histogram = self.metrics.lateness.labels(self.source, self.name)
+            for seconds in lateness:
+                histogram.observe(seconds)
+        latest = max(lateness)
+        if latest > LATENESS_WARNING * self.lookback:
+            log.warning(
+                "late_events_near_lookback",
+                sink=self.name,
+                events=below,
+                latest_seconds=round(latest),
+                lookback_seconds=self.lookback,
+                meaning="events appeared this long after their effective_at; one later than "
+                "lookback would not be delivered: raise source.lookback",
+            )
+
     def _fail(self, message: str) -> None:
         self.report.state = "failed"
         self.report.error = redact(message)
@@ -209,13 +245,16 @@ class SinkWorker:
 
     def _deliver(self, window: Window) -> None:
         todo = self.cursor.pending(window.events, self.lookback, window.start)
+        if not self.new_cursor:
+            self._measure_lateness(todo)
         rejected = []
         if todo:
             rejected = list(self.sink.send(todo))
             self.sink.flush()
             deadletter.append(self.dead_letter_path, self.name, rejected, self.clock())
         # Rejected events are handled (durably dead-lettered), so the cursor moves past them.
-        self.cursor = self.cursor.advance(todo, window.end, self.lookback)
+        before, self.cursor = self.cursor, self.cursor.advance(todo, window.end, self.lookback)
+        self.new_cursor = self.new_cursor and self.cursor.high_water == before.high_water
         self.store.save(self.name, self.cursor)
         self.report.delivered += len(todo) - len(rejected)
         self.report.dead_lettered += len(rejected)

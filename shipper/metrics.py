@@ -120,6 +120,19 @@ class Metrics:
             ["source"],
             registry=r,
         )
+        self.clock_skew = Gauge(
+            "shipper_clock_skew_seconds",
+            "This machine's clock minus the API's (its Date header), at the start of the last cycle.",
+            ["source"],
+            registry=r,
+        )
+        self.lateness = Histogram(
+            "shipper_event_lateness_seconds",
+            "First seen minus effective_at, for events found below a sink's high water (late arrivals).",
+            ["source", "sink"],
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 21600, 86400),
+            registry=r,
+        )
         self.last_ready = 0.0
 
     def api_request_observer(self, source: str) -> Callable[[float], None]:

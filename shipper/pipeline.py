@@ -1,7 +1,7 @@
 """One cycle: fetch the span every sink still needs, window by window, and fan it out.
 
 The span runs from the oldest sink cursor minus `lookback` to the `now` read when the cycle
-began. Windows are fetched up to `concurrency` at a time (as many as waiting on the API makes
+began: the earlier of the local clock and the API's (its `Date`), less `clock_safety_lag`. Windows are fetched up to `concurrency` at a time (as many as waiting on the API makes
 worth it, see `FetchLoad`), each with its passes (ordinary and `tenant_only`) side by side
 when that is worth it too, the client keeping the requests in flight to `concurrency` in all;
 they are handed to the sinks strictly in order, and each sink commits its cursor after every
@@ -10,6 +10,7 @@ window it finished (see `delivery.py`).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import threading
 import time
@@ -102,7 +103,7 @@ class Pipeline:
         client: AuditLogClient,
         workers: list[SinkWorker],
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         stop: threading.Event | None = None,
         stall_timeout: float | None = None,
         observer: CycleObserver | None = None,
@@ -110,7 +111,7 @@ class Pipeline:
         self.settings = settings
         self.client = client
         self.workers = workers
-        self.clock = clock
+        self.clock = clock or _local_time
         self.stop = stop or threading.Event()
         self.stall_timeout = stall_timeout
         self.observer = observer
@@ -257,8 +258,15 @@ class Pipeline:
 
     def run_cycle(self) -> CycleReport:
         """Catch every sink up to now; raises a `SourceError` if the API cannot be read."""
-        end = int(self.clock())
+        local = self.clock()
+        offset = self.client.api_clock_offset()
+        api = None if offset is None else local + offset
+        # A cursor moves to the cycle's end: past the API's clock, the events in between would
+        # never be fetched. So the earlier of the two clocks, less a safety lag, bounds it.
+        end = int(min(local, local if api is None else api) - self.settings.clock_safety_lag)
         report = CycleReport(source=self.settings.name, end=end)
+        if api is not None:
+            self._refuse_cursors_ahead(api)
         start = min(w.cursor.high_water for w in self.workers) - self.lookback
         report.start = start
         for worker in self.workers:
@@ -276,6 +284,39 @@ class Pipeline:
             for worker in self.workers:
                 report.sinks[worker.name] = worker.finish(self.stall_timeout)
         return report
+
+    def _refuse_cursors_ahead(self, api_now: float) -> None:
+        """Fail each sink whose cursor is ahead of the API's clock, saying how to recover.
+
+        Such a cursor was moved there by a run whose local clock was fast; the events between
+        that run and the cursor were never fetched for the sink. Waiting until the API's clock
+        passes it would skip them silently, so the sink fails (the others carry on) until the
+        operator restarts it from before the clock went wrong.
+        """
+        lag = self.settings.clock_safety_lag
+        start_at = self.settings.start_at
+        configured = None if start_at is None else int(start_at.timestamp())
+        for worker in self.workers:
+            ahead = worker.cursor.high_water - api_now
+            if not worker.active or ahead <= lag:
+                continue
+            if worker.cursor.high_water == configured and not worker.cursor.seen:
+                continue  # a new sink told to start in the future: nothing to read until then
+            worker.report.state = "failed"
+            worker.report.error = (
+                f"cursor at {_iso(worker.cursor.high_water)} is {ahead:.0f} s ahead of the API's "
+                f"clock ({_iso(api_now)}): a run had this machine's clock fast, and events after "
+                "that run may not have been fetched for this sink. Fix the clock (NTP is "
+                f"required), then stop shipper, delete {worker.store.path(worker.name)}, set "
+                "source.start_at to before the clock went wrong and run again (it re-delivers "
+                "from there: duplicates, no gap)"
+            )
+            log.error(
+                "cursor_ahead_of_api_clock",
+                source=self.settings.name,
+                sink=worker.name,
+                error=worker.report.error,
+            )
 
     def _walk(self, start: int, end: int, report: CycleReport) -> None:
         lanes = self.settings.concurrency
@@ -348,6 +389,14 @@ def _await_any(pending: deque[_Fetch]) -> bool:
     running = [future for fetch in pending for future in fetch.passes if not future.done()]
     wait(running, return_when=FIRST_COMPLETED)
     return pending[0].done
+
+
+def _local_time() -> float:
+    return time.time()  # looked up per call, so a test's freezegun moves it
+
+
+def _iso(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(int(seconds), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def initial_high_water(settings: SourceSettings, now: float) -> int:

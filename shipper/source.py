@@ -9,10 +9,12 @@ window is handed on (`shipper/quarantine.py`); the page's other events are kept.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -29,6 +31,7 @@ from shipper.errors import (
     SourceRefusedError,
     SourceUnavailableError,
 )
+from shipper.event_types import split_by_scope, unknown_event_types
 from shipper.inflight import Answer, InFlightLimit
 from shipper.metrics import Metrics
 from shipper.model import AuditEvent
@@ -47,6 +50,10 @@ PATH = "/organization/audit_logs"
 MAX_PAGES_PER_WINDOW = 100_000
 # Pages in a row that add nothing new while `has_more` stays true: the API is paging in circles.
 MAX_BARREN_PAGES = 3
+
+# A request that costs the API next to nothing: a one-second window at the epoch, always empty.
+CLOCK_PROBE = (("effective_at[gte]", "0"), ("effective_at[lt]", "1"), ("limit", "1"))
+CLOCK_SKEW_WARNING = 10.0  # seconds; the Date header's own resolution is one
 
 Params = list[tuple[str, str]]
 
@@ -114,21 +121,50 @@ class AuditLogClient:
         self._paused_until = 0.0
         self.requests = 0
         self.retries = 0
+        # The event-type filter split by scope: each pass may only ask for types of its own.
+        self._types = split_by_scope(settings.event_types)
+        # The API's clock minus the local one, from the latest answer's Date; and the latest
+        # Date parsed (pages come several a second, most with the same Date).
+        self._api_offset: float | None = None
+        self._last_date: tuple[str, float] = ("", 0.0)
+        self._tenant_refused = False
+        if unknown := unknown_event_types(settings.event_types):
+            log.warning(
+                "event_types_unknown",
+                source=settings.name,
+                unknown=unknown,
+                meaning="not in the event-type catalog (a typo, or a type newer than this "
+                "shipper); asked for anyway: tenant.* in the tenant_only pass, others in the "
+                "ordinary pass",
+            )
 
     @property
     def passes(self) -> tuple[bool, ...]:
-        """The `tenant_only` values of the passes that make a window complete."""
-        return (False, True) if self.settings.include_tenant_events else (False,)
+        """The `tenant_only` values of the passes that make a window complete.
+
+        A pass is made only when it has something to ask: with an event-type filter, the
+        ordinary pass only for ordinary types, the `tenant_only` pass only for tenant-scoped
+        ones (the API refuses either mix). The tenant pass is dropped once the API refused
+        `tenant_only` itself (see `fetch_pass`).
+        """
+        filtered = bool(self.settings.event_types)
+        ordinary, tenant = self._types
+        tenant_wanted = self.settings.include_tenant_events and not self._tenant_refused
+        return (
+            *((False,) if ordinary or not filtered else ()),
+            *((True,) if tenant_wanted and (tenant or not filtered) else ()),
+        )
 
     def close(self) -> None:
         self._http.close()
 
-    def _filters(self) -> Params:
+    def _filters(self, tenant_only: bool = False) -> Params:
+        """The configured filters for one pass: only the event types of that pass's scope."""
         s = self.settings
         params: Params = []
         for key, values in (
             ("project_ids[]", s.project_ids),
-            ("event_types[]", s.event_types),
+            ("event_types[]", self._types[1] if tenant_only else self._types[0]),
             ("actor_ids[]", s.actor_ids),
             ("actor_emails[]", s.actor_emails),
             ("resource_ids[]", s.resource_ids),
@@ -148,6 +184,7 @@ class AuditLogClient:
             raise RetryableResponseError(redact(str(exc)) or "no detail", cause=exc.cause) from None
         finally:
             self._answered(ticket, status)
+        self._note_date(response.headers.get("date"))
         request_id = response.headers.get("x-request-id")
         if status in RETRYABLE_STATUSES:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
@@ -170,6 +207,58 @@ class AuditLogClient:
                 f"{exc}" + (f" (x-request-id {request_id})" if request_id else "")
             ) from None
         return replace(page, request_id=request_id)
+
+    def _note_date(self, date: str | None) -> None:
+        """Record the API's clock from an answer's `Date`, as an offset from the local clock.
+
+        A Date is whole seconds, cut down: the offset errs towards an API clock that is behind,
+        the safe side for `api_clock_offset`'s caller, which must never read past it.
+        """
+        received = time.time()
+        if not date:
+            return
+        if date == self._last_date[0]:
+            api = self._last_date[1]
+        else:
+            try:
+                when = parsedate_to_datetime(date)
+            except (TypeError, ValueError, IndexError):
+                return
+            api = (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
+            self._last_date = (date, api)
+        self._api_offset = api - received
+
+    def api_clock_offset(self) -> float | None:
+        """The API's clock minus the local one (seconds), from the `Date` of one answer given
+        now: a cheap request (`CLOCK_PROBE`), so a cycle learns the API's time before it plans
+        its first window (an offset from an earlier cycle would hide a local clock that jumped
+        since). None when the API (or a proxy) sends no usable Date: the local clock alone then.
+        Exports the skew (local minus API) and warns when it is large.
+        """
+        self._api_offset = None
+        self.page(list(CLOCK_PROBE))
+        offset = self._api_offset
+        if offset is None:
+            log.warning(
+                "api_date_missing",
+                source=self.settings.name,
+                meaning="the API's answer has no usable Date header, so the local clock alone "
+                "bounds each cycle: keep it synchronised (NTP)",
+            )
+            return None
+        skew = -offset
+        if self.metrics is not None:
+            self.metrics.clock_skew.labels(self.settings.name).set(skew)
+        if abs(skew) > CLOCK_SKEW_WARNING:
+            log.warning(
+                "clock_skew",
+                source=self.settings.name,
+                skew_seconds=round(skew, 1),
+                meaning="this machine's clock is off the API's (its Date header) by more than "
+                f"{CLOCK_SKEW_WARNING:g} s: NTP is required. Cycles read only up to the earlier "
+                "of the two clocks, so nothing is skipped, but lag and lateness figures are off",
+            )
+        return offset
 
     def _answered(self, ticket: int, status: int) -> None:
         """Hand back a request's slot; say so when the API made the window narrower or wider."""
@@ -275,6 +364,32 @@ class AuditLogClient:
             if abandon is not None:
                 abandon.set()
             raise
+        except SourceRefusedError as exc:
+            if not (tenant_only and self._refuses_tenant_only(exc)):
+                raise
+            return {}
+
+    def _refuses_tenant_only(self, exc: SourceRefusedError) -> bool:
+        """Whether a refusal of the tenant pass is about `tenant_only` itself (the organization
+        or API does not offer it), not about the filters; if so, the pass is dropped for good
+        with a loud error, so the ordinary pass keeps being delivered instead of failing every
+        run. Not when the filter asks for tenant-scoped types only: nothing would be left."""
+        text = str(exc)
+        if exc.status != 400 or "tenant_only" not in text or "event_type" in text:
+            return False
+        if self.settings.event_types and not self._types[0]:
+            return False
+        if not self._tenant_refused:
+            self._tenant_refused = True
+            log.error(
+                "tenant_pass_refused",
+                source=self.settings.name,
+                error=text,
+                meaning="the API refuses tenant_only=true for this organization: tenant-scoped "
+                "events (tenant.*, role bindings) are NOT delivered; the ordinary events are. "
+                "Set include_tenant_events = false to accept that and silence this.",
+            )
+        return True
 
     def _read_pass(
         self,
@@ -291,7 +406,7 @@ class AuditLogClient:
             ("effective_at[gte]", str(start)),
             ("effective_at[lt]", str(end)),
             ("limit", str(self.settings.page_size)),
-            *self._filters(),
+            *self._filters(tenant_only),
         ]
         if tenant_only:
             base.append(("tenant_only", "true"))

@@ -32,6 +32,13 @@ def _put_order(emulator: Emulator, args: Any) -> None:
     emulator.order = cast(Order, args.get("order") if isinstance(args, dict) else args)
 
 
+def _put_clock(emulator: Emulator, args: Any) -> None:
+    skew = args.get("skew") if isinstance(args, dict) else None
+    if not isinstance(skew, int | float) or isinstance(skew, bool):
+        raise ValueError('expected {"skew": SECONDS} (added to the Date the emulator sends)')
+    emulator.clock_skew = float(skew)
+
+
 _LATE_KEYS = {"count", "max_age", "seed", "now"}
 CONTROL_ROUTES: dict[tuple[str, str], Callable[[Emulator, Any], object]] = {
     ("POST", "/_emulator/events"): _post_events,
@@ -40,4 +47,5 @@ CONTROL_ROUTES: dict[tuple[str, str], Callable[[Emulator, Any], object]] = {
     ("DELETE", "/_emulator/faults"): lambda emulator, _: emulator.clear_faults(),
     ("GET", "/_emulator/stats"): lambda emulator, _: orjson.loads(emulator.stats.to_json()),
     ("PUT", "/_emulator/order"): _put_order,
+    ("PUT", "/_emulator/clock"): _put_clock,
 }

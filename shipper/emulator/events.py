@@ -9,30 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import random
 from collections.abc import Callable, Iterator
-from importlib import resources
 from typing import Any
+
+from shipper.event_types import CATALOG, is_tenant_scoped
 
 Event = dict[str, Any]
 
 
-def _load_event_types() -> tuple[str, ...]:
-    text = resources.files("shipper").joinpath("data/event_types.json").read_text("utf-8")
-    return tuple(json.loads(text)["event_types"])
-
-
-EVENT_TYPES: tuple[str, ...] = _load_event_types()
-# The spec names these two outside the `tenant.` namespace as needing `tenant_only=true`.
-_TENANT_ROLE_TYPES = frozenset({"role.bound_to_resource", "role.unbound_from_resource"})
-
-
-def is_tenant_scoped(event_type: str) -> bool:
-    """True for types the API returns only with `tenant_only=true` (also unknown `tenant.*`)."""
-    return event_type.startswith("tenant.") or event_type in _TENANT_ROLE_TYPES
-
-
+EVENT_TYPES: tuple[str, ...] = CATALOG
 TENANT_SCOPED_TYPES: frozenset[str] = frozenset(t for t in EVENT_TYPES if is_tenant_scoped(t))
 
 # Types and actor kinds the API may start sending without notice; consumers must pass them through.

@@ -167,6 +167,12 @@ def bad_request(message: str, param: str | None = None, code: str | None = None)
     return Canned(400, api_error(message, param=param, code=code))
 
 
+def tenant_only_refused() -> Canned:
+    """An organization (or API version) without tenant-scoped listing."""
+    message = "The 'tenant_only' parameter is not supported for this organization."
+    return bad_request(message, "tenant_only", "unsupported_parameter")
+
+
 def _proxy_page(status: int, title: str) -> Canned:
     """An error page as a proxy or load balancer in front of the API would send it."""
     page = (

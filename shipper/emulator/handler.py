@@ -55,6 +55,11 @@ class _Handler(BaseHTTPRequestHandler):
         super().send_response(code, message)
         self.send_header("x-request-id", f"req_{secrets.token_hex(16)}")
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """Every answer's `Date`, stdlib error paths included, from the emulator's clock."""
+        when = self.server.emulator.api_time() if timestamp is None else timestamp
+        return formatdate(when, usegmt=True)
+
     def do_GET(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""  # always drain: keep-alive framing
@@ -86,7 +91,7 @@ class _Handler(BaseHTTPRequestHandler):
             f"Content-Type: {canned.content_type}",
             f"Content-Length: {length}",
             f"x-request-id: req_{secrets.token_hex(16)}",
-            f"Date: {formatdate(usegmt=True)}",
+            f"Date: {self.date_time_string()}",
             *(f"{name}: {value}" for name, value in canned.headers),
         ]
         if self.close_connection:

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import parse_qsl
 
-from shipper.emulator.events import is_tenant_scoped
 from shipper.emulator.faults import Canned, bad_request
+from shipper.event_types import is_tenant_scoped
 
 Order = Literal["desc", "asc"]
 

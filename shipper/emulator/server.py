@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 
 import msgspec
@@ -29,6 +29,7 @@ from shipper.emulator.faults import (
     logging_disabled,
     missing_key,
     missing_scope,
+    tenant_only_refused,
 )
 from shipper.emulator.handler import LIST_PATH, Server, Server6, bearer
 from shipper.emulator.query import ApiError, Order, parse_query
@@ -36,6 +37,14 @@ from shipper.emulator.stats import Recorder, Stats
 from shipper.emulator.store import Store
 
 __all__ = ["LIST_PATH", "ApiError", "Emulator", "Order", "Stats"]
+
+
+# How much older than the emulator's clock late events are at least (see `add_late_events`).
+LATE_SETTLE = 10
+
+
+def _real_time() -> float:
+    return time.clock_gettime(time.CLOCK_REALTIME)
 
 
 class Emulator:
@@ -66,6 +75,13 @@ class Emulator:
         # answered gets a 429 at once (None: no limit).
         self.max_concurrent_lists = max_concurrent_lists
         self.pretty = pretty  # list pages indented, as many JSON APIs send them
+        # An organization (or API version) that refuses `tenant_only` itself with a 400.
+        self.tenant_only_supported = True
+        # The API's own clock, sent as every answer's `Date`: the real clock (CLOCK_REALTIME,
+        # which freezegun leaves alone, so a test can move the shipper's clock and not this
+        # one), plus `clock_skew` seconds; a test may also replace `clock` outright.
+        self.clock: Callable[[], float] = _real_time
+        self.clock_skew = 0.0
         self.order = order
         self.host = host
         self._port = port
@@ -155,8 +171,14 @@ class Emulator:
     def add_late_events(
         self, count: int, *, max_age: int, seed: int | None = None, now: int | None = None
     ) -> list[Event]:
-        """Generate and add `count` events with `effective_at` in [now - max_age, now)."""
-        now = int(time.time()) if now is None else now
+        """Generate and add `count` events with `effective_at` in [now - max_age, now).
+
+        `now` defaults to the emulator's clock less `LATE_SETTLE` seconds: a shipper run reads
+        only up to `clock_safety_lag` before its clock, so an event dated later than that is not
+        late but new (the run after next delivers it), and a test expecting the next run to
+        deliver late events would otherwise fail now and then.
+        """
+        now = int(self.api_time()) - LATE_SETTLE if now is None else now
         seed = self._rng.getrandbits(64) if seed is None else seed
         events = generate_events(count, start=now - max_age, end=now, seed=seed)
         self.add_events(events)
@@ -176,6 +198,10 @@ class Emulator:
     def stats(self) -> Stats:
         return self._stats.snapshot()
 
+    def api_time(self) -> float:
+        """The API's clock: what every answer's `Date` header says."""
+        return self.clock() + self.clock_skew
+
     # answers
 
     def _answer(self, query: str, authorization: str | None) -> Canned:
@@ -191,6 +217,8 @@ class Emulator:
             return logging_disabled()
         try:
             q = parse_query(query)
+            if q.tenant_only and not self.tenant_only_supported:
+                raise ApiError(tenant_only_refused())
             page = self._store.page(q, self._order)
         except ApiError as exc:
             return exc.canned

@@ -16,9 +16,10 @@ from typing import Any
 
 import orjson
 
-from shipper.emulator.events import Event, gc_paused, is_tenant_scoped
+from shipper.emulator.events import Event, gc_paused
 from shipper.emulator.faults import bad_request
 from shipper.emulator.query import _FILTERS, ApiError, Order, Query
+from shipper.event_types import is_tenant_scoped
 from shipper.model import compact_json
 
 Facets = tuple[tuple[str, ...], ...]

@@ -92,3 +92,29 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     """A config path that does not exist is reported, not a traceback."""
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_tenant_scoped_event_types_without_the_tenant_pass_are_a_config_error(
+    tmp_path: Path,
+) -> None:
+    """Only the tenant_only pass returns tenant-scoped types: asking for them with
+    include_tenant_events = false would deliver nothing of them, silently."""
+    text = MINIMAL.replace(
+        'poll_interval = "90s"',
+        'poll_interval = "90s"\ninclude_tenant_events = false\n'
+        'event_types = ["project.created", "tenant.user.added"]',
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    assert "source.event_types" in str(caught.value) or "source:" in str(caught.value)
+    assert "tenant.user.added" in str(caught.value)
+    assert "include_tenant_events" in str(caught.value)
+
+
+def test_the_clock_safety_lag_is_a_few_seconds_by_default(tmp_path: Path) -> None:
+    """Cycles stop short of now by `clock_safety_lag` (5 s unless set)."""
+    assert load_config(write(tmp_path, MINIMAL)).source.clock_safety_lag == 5
+    text = MINIMAL.replace(
+        'poll_interval = "90s"', 'poll_interval = "90s"\nclock_safety_lag = "30s"'
+    )
+    assert load_config(write(tmp_path, text)).source.clock_safety_lag == 30
