@@ -187,6 +187,9 @@ class Chaos:
         refused = any(self._this_round[f"refuse:{sink}"] for sink in plan.refuse)
         if refused and proc.returncode >= 0:
             self.report.refused_exits.append(proc.returncode)
+        with (self.logs / "rounds.txt").open("a") as rounds:  # what to blame a loss on
+            faults = ", ".join(sorted(k for k, n in self._this_round.items() if n))
+            rounds.write(f"{name} {time.time():.0f} exit {proc.returncode}: {faults}\n")
 
     def _arm_hold(self, plan: RoundPlan) -> Hold | None:
         """Hold the first API request made once this run delivered something (and, for the
@@ -268,11 +271,11 @@ class Chaos:
             self.rx.refuse(sink)
         if plan.stop:
             self.rx.busy_for_long("webhook")
-        for kind in plan.poison_entries:
+        for poison in plan.poison_entries:
             key = f"audit_log_chaos_poison_{len(self.report.poison_entries):04d}"
-            add_poison(self.emu, kind, key, now - self.rng.randint(1, 30))
-            self.report.poison_entries[key] = kind
-            self._hit(f"poison_entry:{kind}")
+            add_poison(self.emu, poison, key, now - self.rng.randint(1, 30))
+            self.report.poison_entries[key] = poison
+            self._hit(f"poison_entry:{poison}")
         if plan.trickle_api:
             self.api.trickle_next(*TRICKLE)
         if plan.stall_syslog:

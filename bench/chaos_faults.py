@@ -133,6 +133,10 @@ class Planner:
             for index, slot in enumerate(s for s in slots if _sink_of(s) == sink):
                 self._forced[first + index % rest].add(slot)
 
+    def dealt(self) -> list[set[str]]:
+        """The slots dealt to each planned round (copies)."""
+        return [set(slots) for slots in self._forced]
+
     def _at(self) -> float:
         return self.rng.uniform(0.2, 1.0)
 

@@ -220,8 +220,8 @@ class Proxy:
                 link.client.settimeout(None)
                 link.close()  # FIN now; the shipper's next batch gets a RST
                 return
-            except OSError:
-                link.close(reset=True)
+            except OSError:  # the shipper's connection was reset: what it sent still counts
+                link.close()  # FIN upstream, so rsyslog keeps what was relayed already
                 return
             if not data:
                 with contextlib.suppress(OSError):
