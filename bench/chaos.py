@@ -157,7 +157,7 @@ class Chaos:
         trickled = self.api.trickled
         self._this_round = Counter()
         actions = self._prepare(plan)
-        hold = self._arm_hold(plan)
+        hold = None if plan.stop else self._arm_hold(plan)  # a stop round waits for no hold
         horizon = min(self._lengths[-5:])  # the short runs: most instants fall inside a run
         began = time.monotonic()
         proc = self._start(name, plan.clock_offset)

@@ -169,10 +169,15 @@ class Planner:
         plan.api = [fault for fault in faults if fault is not None]
         for sink in (s for s in self.sinks if s != "file"):
             mine = {slot for slot in forced if _sink_of(slot) == sink}
+            if sink == "webhook" and plan.stop:
+                continue  # the stop needs the webhook answering its 503s, nothing else
             self._receiver(plan, sink, mine)
-        if self._wants(forced, "disk_full:file", 0.1) and "file" in self.sinks:
+        mine = {"disk_full:file", "rotate:file"} & forced  # a full disk stops the rotation
+        odds = 0.0 if mine else 1.0
+        if self._wants(mine, "disk_full:file", 0.1 * odds) and "file" in self.sinks:
             plan.disk_free = rng.randint(0, 20_000)
-        if self._wants(forced, "rotate:file", 0.15) and "file" in self.sinks:
+        rotate = self._wants(mine, "rotate:file", 0.15 * odds) and plan.disk_free is None
+        if rotate and "file" in self.sinks:
             plan.held.add("rotate:file")  # always at the hold: the file sink is between writes
         if plan.held:
             plan.new_events = max(plan.new_events, 400)  # windows enough to hold one mid-run

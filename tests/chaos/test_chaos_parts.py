@@ -16,7 +16,7 @@ import pytest
 from bench.chaos import _event
 from bench.chaos_faults import SOLO, Planner, coverage
 from bench.chaos_proxy import Hold, Proxy
-from bench.chaos_receivers import ChaosReceivers
+from bench.chaos_receivers import ChaosReceivers, Received, SinkResult
 from shipper.emulator import Emulator, generate_events
 from shipper.emulator.poison import POISON_KINDS, add_poison
 
@@ -41,6 +41,14 @@ def test_a_round_with_dealt_kinds_gets_no_random_kill_or_read_only_state() -> No
             plan = planner.plan(index, set())
             if plan.forced - {"kill", "ro_state"}:
                 assert (plan.kill_at, plan.ro_state_at) == (None, None), (seed, index)
+
+
+def test_the_stop_round_leaves_the_webhook_alone_but_for_its_503s() -> None:
+    for seed in range(40):
+        planner = Planner(random.Random(seed), 11, SINKS)
+        plan = next(p for p in (planner.plan(i, set()) for i in range(11)) if p.stop)
+        assert "webhook" not in {*plan.down, *plan.refuse, *plan.poison_events}
+        assert "webhook" not in {sink for _, sink in plan.scripted} | set(plan.restart_at)
 
 
 def test_dealt_mid_run_kinds_are_done_at_the_hold_not_at_an_instant() -> None:
@@ -193,3 +201,10 @@ def test_a_rotated_output_is_read_back_from_its_compressed_parts(tmp_path: Path)
     assert not rx.file.exists()
     rx.file.write_text('{"id":"b"}\n')
     assert rx.received("file").ids == ["a", "b"]
+
+
+def test_only_events_a_receiver_poisoned_may_be_dead_letters_instead_of_delivered() -> None:
+    """A receiver refusing everything must not turn the stream into 'handled' dead letters."""
+    truth = ["a", "b", "c", "d"]
+    result = SinkResult.compare(truth, Received(["a"]), dead={"b", "c"}, poisoned={"b"})
+    assert (result.missing, result.dead_lettered) == (2, 2)  # c (dead-lettered) and d
