@@ -43,6 +43,16 @@ class Hold:
         self._released.set()
 
 
+def _quietly(target: Callable[..., None]) -> Callable[..., None]:
+    """A relay thread's body: a socket closed under it (stop, reset) just ends the thread."""
+
+    def run(*args: object) -> None:
+        with contextlib.suppress(OSError):
+            target(*args)
+
+    return run
+
+
 class _Link:
     """A client connection and its upstream; closing either side closes both."""
 
@@ -176,7 +186,9 @@ class Proxy:
             client.settimeout(None)
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             stall = self._take("_stall_next")
-            threading.Thread(target=self._serve, args=(client, stall), daemon=True).start()
+            threading.Thread(
+                target=_quietly(self._serve), args=(client, stall), daemon=True
+            ).start()
 
     def _take(self, name: str) -> bool:
         with self._lock:
@@ -202,7 +214,7 @@ class Proxy:
         with self._lock:
             self._links.add(link)
         closing = self._take("_close_next")
-        threading.Thread(target=self._downstream, args=(link,), daemon=True).start()
+        threading.Thread(target=_quietly(self._downstream), args=(link,), daemon=True).start()
         self._upstream(link, close_when_idle=closing)
 
     def _upstream(self, link: _Link, *, close_when_idle: bool) -> None:
