@@ -1,22 +1,27 @@
 """The five sinks' receivers for a chaos run, each able to go down, refuse, reset or restart.
 
 They are the project's own local receivers (`tests.receivers`, `tests.sinks.rsyslog`): a JSON-lines
-file, a real rsyslogd over TCP, a signature-checking webhook, a Splunk HEC with indexer
-acknowledgement and an Elasticsearch `_bulk` endpoint. `received(sink)` reads back the audit
-event ids each one holds, in arrival order (repeats are duplicates).
+file, a real rsyslogd over TCP (behind a `Proxy` that can stall or close a connection), a
+signature-checking webhook, a Splunk HEC with indexer acknowledgement and an Elasticsearch
+`_bulk` endpoint. The HTTP ones can also refuse everything, trickle an answer, or answer 500 to
+any request holding a poisoned event id (for good). `received(sink)` reads back the audit event
+ids each one holds, in arrival order (repeats are duplicates), the file's rotated parts included.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.chaos_proxy import Proxy
 from tests.receivers.base import Receiver, Recorded, Reply, Responder
 from tests.receivers.fake_elasticsearch import FakeElasticsearch, es_error
 from tests.receivers.hec import FakeHec, Token, hec
@@ -34,6 +39,9 @@ ENV = {
 _SINK_RETRY = 'retry_max_attempts = 4\nretry_max_time = "4s"\nbatch_max_events = 50\n'
 # Where each HTTP sink posts its data: scripted trouble must not hit HEC's ack queries.
 _DATA_PATHS = {"webhook": "/in", "hec": "/services/collector/event", "elastic": "/_bulk"}
+# The clock-jump round runs the shipper 2 h ahead: the webhook must not refuse its signatures.
+_SIGNATURE_TOLERANCE = 3 * 3600.0
+TRICKLE = (0.5, 20.0)  # a byte every 0.5 s (below any read timeout), hanging up after 20 s
 
 
 def rsyslog_available() -> bool:
@@ -75,13 +83,25 @@ class ChaosReceivers:
 
     def __init__(self, work: Path, *, syslog: bool) -> None:
         self.file = work / "out" / "audit.jsonl"
-        self.webhook = FakeWebhook(secret=WEBHOOK_SECRET)
+        self.rotated = work / "rotated"  # the file sink's rotated (and "compressed") parts
+        self.webhook = FakeWebhook(secret=WEBHOOK_SECRET, tolerance=_SIGNATURE_TOLERANCE)
         self.hec_token = Token(ack=True)
         self.hec = FakeHec({HEC_TOKEN: self.hec_token})
         self.elastic = FakeElasticsearch(api_key=ES_API_KEY)
         self.rsyslog = Rsyslog(work / "rsyslog") if syslog else None
+        self.syslog_proxy = Proxy(
+            lambda: self.rsyslog.tcp_port if self.rsyslog else 0, small_window=True
+        )
         self._gates: list[tuple[str, _Gate]] = []
         self._lost_mark = 0
+        self._proxy_marks = (0, 0)
+        self.poisoned: dict[str, set[str]] = {sink: set() for sink in _DATA_PATHS}
+        self._modes: dict[str, str] = {}  # sink -> "refuse" | "stop", until `disarm`
+        self._hits: Counter[str] = Counter()  # replies the modes and poison served this round
+        self._hits_lock = threading.Lock()
+        for sink in _DATA_PATHS:
+            receiver = self._http(sink)
+            receiver.respond = self._refusing_poison(sink, receiver.respond)
 
     @property
     def sinks(self) -> tuple[str, ...]:
@@ -109,6 +129,7 @@ class ChaosReceivers:
     def down(self, sink: str) -> None:
         """Nothing listens on the sink's port (connection refused) until `up`."""
         if sink == "syslog" and self.rsyslog is not None:
+            self.syslog_proxy.stop()
             self.rsyslog.stop()
         elif sink in _DATA_PATHS:
             self._http(sink).stop()
@@ -117,6 +138,7 @@ class ChaosReceivers:
         if sink == "syslog" and self.rsyslog is not None:
             if not self.rsyslog.running:
                 self.rsyslog.start()
+            self.syslog_proxy.start()
         elif sink in _DATA_PATHS:
             self._http(sink).start()
 
@@ -130,7 +152,7 @@ class ChaosReceivers:
         """Reset the shipper's TCP connections to rsyslog (`ss -K`); False if that failed."""
         if self.rsyslog is None:
             return False
-        port = str(self.rsyslog.tcp_port)
+        port = str(self.syslog_proxy.port)
         try:
             result = subprocess.run(
                 ["ss", "-K", "dst", "127.0.0.1", "dport", "=", port],
@@ -145,14 +167,87 @@ class ChaosReceivers:
     def arm(self, sink: str, kind: str, times: int) -> None:
         """The sink's next `times` data requests get 503 (`busy`) or no answer (see SCRIPTED)."""
         receiver = self._http(sink)
-        gate = _Gate(self._reply(sink, kind), receiver.respond, process=kind == "dropped_answer")
+        process = kind in ("dropped_answer", "trickle")
+        gate = _Gate(self._reply(sink, kind), receiver.respond, process=process)
         receiver.script(*([gate] * times), path=_DATA_PATHS[sink])
         self._gates.append((f"{kind}:{sink}", gate))
+
+    def stall_syslog(self) -> None:
+        """rsyslog's next connection is accepted and never read (a wedged daemon)."""
+        self.syslog_proxy.stall_next()
+
+    def close_syslog(self) -> None:
+        """rsyslog's next connection is closed by the peer between two batches."""
+        self.syslog_proxy.close_next()
+
+    def refuse(self, sink: str) -> None:
+        """The sink's data requests get 400 for the rest of the round (a receiver that refuses)."""
+        self._modes[sink] = "refuse"
+
+    def busy_for_long(self, sink: str) -> None:
+        """The sink's data requests get 503 with `Retry-After: 120` for the rest of the round."""
+        self._modes[sink] = "stop"
+
+    def hits(self, key: str) -> int:
+        with self._hits_lock:
+            return self._hits[key]
+
+    def poison(self, sink: str, event_id: str) -> None:
+        """From now on the sink's receiver answers 500 to every request holding `event_id`."""
+        self.poisoned[sink].add(event_id)
+
+    def _refusing_poison(self, sink: str, respond: Responder) -> Responder:
+        def answer(request: Recorded) -> Reply:
+            if request.path != _DATA_PATHS[sink]:
+                return respond(request)
+            kind = self._modes.get(sink)
+            if kind is None and any(i.encode() in request.body for i in self.poisoned[sink]):
+                kind = "poison_event"
+            if kind is None:
+                return respond(request)
+            with self._hits_lock:
+                self._hits[f"{kind}:{sink}"] += 1
+            return self._reply(sink, kind)
+
+        return answer
+
+    def rotate_file(self, settle: float = 0.2, limit: float = 3.0) -> bool:
+        """Rotate the file sink's output as logrotate does without copytruncate: rename it, then
+        (once writes to it stopped) compress it away: its bytes move to `rotated`, the inode goes.
+        False when there was no file to rotate."""
+        self.rotated.mkdir(exist_ok=True)
+        part = self.file.with_name(f"{self.file.name}.1")
+        try:
+            self.file.rename(part)
+        except FileNotFoundError:
+            return False
+        deadline, size = time.monotonic() + limit, -1
+        while time.monotonic() < deadline and part.stat().st_size != size:
+            size = part.stat().st_size
+            time.sleep(settle)  # bounded: waits for a write in progress to end
+        archive = self.rotated / f"{len(list(self.rotated.iterdir())):04d}.jsonl"
+        archive.write_bytes(part.read_bytes())
+        part.unlink()
+        return True
+
+    def progress(self) -> int:
+        """A number that grows whenever a sink delivers something (cheap: called per request)."""
+        try:
+            size = os.stat(self.file).st_size
+        except OSError:
+            size = 0
+        return size + sum(len(self._http(sink).requests) for sink in _DATA_PATHS)
 
     @staticmethod
     def _reply(sink: str, kind: str) -> Reply:
         if kind in ("reset", "dropped_answer"):
             return Reply(drop=True)
+        if kind == "trickle":
+            return Reply(200, b"ok" * 64, trickle=TRICKLE[0], trickle_for=TRICKLE[1])
+        if kind in ("refuse", "poison_event"):
+            return _refusal(sink, 400 if kind == "refuse" else 500)
+        if kind == "stop":
+            return Reply(503, b"maintenance", {"retry-after": "120"})
         if sink == "hec":
             return hec(503, 9, "Server is busy")
         if sink == "elastic":
@@ -176,6 +271,18 @@ class ChaosReceivers:
             self.hec._lose = 0
         fired["ack_lost:hec"] = len(self.hec.lost) - self._lost_mark
         self._lost_mark = len(self.hec.lost)
+        proxy = self.syslog_proxy
+        proxy.disarm()
+        fired["stall:syslog"] = proxy.stalled - self._proxy_marks[0]
+        fired["close:syslog"] = proxy.closed_by_peer - self._proxy_marks[1]
+        self._proxy_marks = (proxy.stalled, proxy.closed_by_peer)
+        proxy.drop_stalled()  # what the wedged daemon held is gone
+        self._modes.clear()
+        with self._hits_lock:
+            fired.update(self._hits)
+            self._hits.clear()
+        for sink in _DATA_PATHS:  # gates left over must not delay the next round's
+            self._http(sink).clear_script()
         return +fired
 
     def set_hec_ack(self, on: bool) -> None:
@@ -196,14 +303,16 @@ class ChaosReceivers:
         if self.rsyslog is not None:
             tables.insert(
                 1,
-                f'type = "syslog"\nname = "syslog"\nhost = "127.0.0.1"\nport = {self.rsyslog.tcp_port}\n'
+                f'type = "syslog"\nname = "syslog"\nhost = "127.0.0.1"\nport = {self.syslog_proxy.port}\n'
                 'transport = "tcp"\nformat = "rfc5424"\nbody = "json"\ntimeout = "2s"\n',
             )
         return "".join(f"[[sinks]]\n{t}{_SINK_RETRY}\n" for t in tables)
 
     def received(self, sink: str) -> Received:
         if sink == "file":
-            return _file_ids(self.file)
+            parts = sorted(self.rotated.glob("*.jsonl")) if self.rotated.exists() else []
+            found = [_file_ids(path) for path in [*parts, self.file]]
+            return Received([i for f in found for i in f.ids], sum(f.unreadable for f in found))
         if sink == "syslog" and self.rsyslog is not None:
             return _syslog_ids(self.rsyslog)
         if sink == "webhook":
@@ -211,6 +320,16 @@ class ChaosReceivers:
         if sink == "hec":
             return Received(self.hec.event_ids())
         return Received(list(self.elastic.created))
+
+
+def _refusal(sink: str, status: int) -> Reply:
+    """A whole-request refusal (400) or server error (500) in the receiver's own shape."""
+    if sink == "hec":
+        return hec(status, 6, "Invalid data format") if status == 400 else hec(500, 8, "error")
+    if sink == "elastic":
+        kind = "illegal_argument_exception" if status == 400 else "exception"
+        return es_error(status, kind, "chaos: refused")
+    return Reply(status, b"refused" if status == 400 else b"internal error")
 
 
 def _file_ids(path: Path) -> Received:
@@ -252,10 +371,14 @@ class SinkResult:
     missing_ids: tuple[str, ...] = ()
 
     @classmethod
-    def compare(cls, truth: list[str], received: Received, dead: set[str]) -> SinkResult:
+    def compare(
+        cls, truth: list[str], received: Received, dead: set[str], poisoned: set[str]
+    ) -> SinkResult:
+        """Only events the receiver itself poisoned may be dead letters instead of delivered:
+        anything else dead-lettered (a receiver refusing everything) counts as missing."""
         counts = Counter(received.ids)
         wanted = set(truth)
-        missing = sorted(wanted - counts.keys() - dead)
+        missing = sorted(wanted - counts.keys() - (dead & poisoned))
         duplicates = sum(counts.values()) - len(counts)
         return cls(
             received=sum(counts.values()),
@@ -273,7 +396,13 @@ def dead_letters(path: Path) -> set[str]:
     """Event ids in a sink's dead-letter file (handled, not lost: counted apart)."""
     if not path.exists():
         return set()
-    return {str(json.loads(line)["event_id"]) for line in path.read_text().splitlines() if line}
+    ids = set()
+    for line in path.read_bytes().split(b"\n"):  # not splitlines(): U+2028 may appear raw
+        try:
+            ids.add(str(json.loads(line)["event_id"]))
+        except (ValueError, KeyError, TypeError):
+            continue  # a torn last line (a kill mid-write): that event is not a dead letter
+    return ids
 
 
 def sink_rows(results: dict[str, SinkResult]) -> list[str]:

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from bench.chaos import Settings, run_chaos
-from bench.chaos_faults import render
+from bench.chaos_faults import kind_of, render
 from bench.chaos_receivers import rsyslog_available
 from tests.sinks.rsyslog import rsyslogd_path
 
-ROUNDS = 8
+ROUNDS = 11  # 3 rounds for the kinds that end a run, then 8: one per slot of the busiest sink
 # The kinds of trouble the issue names; each must really happen in the short run.
 KINDS = (
     "kill",
@@ -27,6 +27,21 @@ KINDS = (
     "disk_full",
     "ro_state",
 )
+# Added for issue 16. Until its product fixes are merged, these lose events, hang or break a
+# promise (see the README's fault-injection section): stall and close (syslog), clock,
+# rotate, poison_entry, poison_event, refuse, trickle and stop.
+NEW_KINDS = (
+    "stall",
+    "close",
+    "clock",
+    "rotate",
+    "poison_entry",
+    "poison_event",
+    "refuse",
+    "trickle",
+    "stop",
+)
+SYSLOG_ONLY = ("stall", "close")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +54,7 @@ def syslog() -> bool:
 
 
 def test_no_sink_loses_an_event_under_every_fault_kind(tmp_path: Path, syslog: bool) -> None:
-    """Kills, API faults, late events, receiver outages, full disk, read-only state: 0 missing per sink."""
+    """Every fault kind, old and new, happens; then 0 missing per sink and no broken promise."""
     settings = Settings(rounds=ROUNDS, seed=7, events=1000, span=7200, syslog=syslog)
     report = run_chaos(settings, tmp_path)
     table = render(report)
@@ -48,9 +63,11 @@ def test_no_sink_loses_an_event_under_every_fault_kind(tmp_path: Path, syslog: b
         assert (result.missing, result.unreadable) == (0, 0), f"{sink}\n{table}"
     assert report.sinks["elastic"].duplicates == 0, table
     assert report.hung == 0, table
-    happened = {key.split(":")[0] for key, hits in report.fault_hits.items() if hits}
-    happened |= {key.split(":")[0] for key in report.fault_rounds if key.startswith("down:")}
-    assert set(KINDS) <= happened, f"never happened: {set(KINDS) - happened}\n{table}"
+    assert report.problems == [], table
+    happened = {kind_of(key) for key, hits in report.fault_hits.items() if hits}
+    happened |= {kind_of(key) for key in report.fault_rounds if key.startswith("down:")}
+    wanted = {*KINDS, *NEW_KINDS} - (set() if syslog else set(SYSLOG_ONLY))
+    assert wanted <= happened, f"never happened: {wanted - happened}\n{table}"
 
 
 def test_syslog_takes_part() -> None:

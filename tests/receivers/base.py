@@ -47,12 +47,17 @@ class Recorded:
 
 @dataclass(frozen=True)
 class Reply:
-    """An answer. `drop=True` closes the connection without answering (a crash mid-request)."""
+    """An answer. `drop=True` closes the connection without answering (a crash mid-request).
+
+    `trickle` > 0 sends the answer a byte every `trickle` seconds and hangs up after
+    `trickle_for` seconds (a peer that never quite answers)."""
 
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False
+    trickle: float = 0.0
+    trickle_for: float = 30.0
 
     @classmethod
     def json(cls, status: int, obj: Any, headers: dict[str, str] | None = None) -> Reply:
@@ -158,6 +163,11 @@ class Receiver:
         with self._lock:
             self._script.extend((path, reply) for reply in replies)
 
+    def clear_script(self) -> None:
+        """Forget every queued reply not used yet."""
+        with self._lock:
+            self._script.clear()
+
     def pending_script(self) -> int:
         with self._lock:
             return len(self._script)
@@ -236,6 +246,10 @@ class Receiver:
                     self.close_connection = True
                     _close_quietly(self.connection)
                     return
+                if reply.trickle > 0:
+                    self.close_connection = True
+                    _send_trickled(self.connection, reply)
+                    return
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
@@ -247,6 +261,20 @@ class Receiver:
             do_GET = do_POST = do_PUT = do_HEAD = do_OPTIONS = do_DELETE = _handle
 
         return Handler
+
+
+def _send_trickled(conn: socket.socket, reply: Reply) -> None:
+    head = f"HTTP/1.1 {reply.status} Trickled\r\ncontent-length: {len(reply.body)}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in reply.headers.items())
+    data = (head + "\r\n").encode() + reply.body
+    deadline = time.monotonic() + reply.trickle_for
+    with suppress(OSError):
+        for index in range(len(data)):
+            if time.monotonic() + reply.trickle > deadline:
+                break
+            time.sleep(reply.trickle)  # the trickle itself, not synchronisation
+            conn.sendall(data[index : index + 1])
+    _close_quietly(conn)
 
 
 def _close_quietly(conn: socket.socket) -> None:
