@@ -395,7 +395,8 @@ class Chaos:
         self._write_config(hec_ack=True)
         # A run reads up to `clock_safety_lag` before now (less the Date header's second): the
         # final run starts once every event is older than that, so it must deliver them all.
-        newest = max((int(e["effective_at"]) for e in self.emu.events()), default=0)
+        served = [e for e in map(_event, entries_served(self.emu)) if e is not None]
+        newest = max((int(e["effective_at"]) for e in served), default=0)
         time.sleep(max(0.0, newest + CLOCK_SAFETY_LAG + 2 - time.time()))
         proc = self._start("final")
         try:
@@ -404,7 +405,7 @@ class Chaos:
             proc.kill()
             proc.wait(timeout=30)
         self.report.final_exit = proc.returncode
-        truth = [str(e["id"]) for e in map(_event, entries_served(self.emu)) if e is not None]
+        truth = [str(e["id"]) for e in served]
         self.report.events = len(truth)
         poison = {*self.report.poison_entries, "12345"}  # "12345": the bad_id entry's id
         delivered: set[str] = set()

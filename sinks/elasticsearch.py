@@ -44,6 +44,7 @@ from sinks.elasticsearch_bulk import (
 from sinks.elasticsearch_settings import ElasticsearchSettings, authorization
 from sinks.http_common import (
     RETRYABLE_STATUSES,
+    ReceiverFailedError,
     describe,
     encode_body,
     make_client,
@@ -72,6 +73,7 @@ class _Chunk:
 
     pending: list[Entry]
     evidence: Evidence[Entry]
+    quick: bool = False  # a piece of a failed request: short retries
     created: int = 0
     already_present: int = 0
 
@@ -158,12 +160,18 @@ class ElasticsearchSink:
                 rejected.append(Rejection(event, f"cannot encode as JSON: {redact(str(exc))}"))
         return entries, rejected
 
-    def _deliver(self, entries: list[Entry], evidence: Evidence[Entry]) -> _Chunk:
+    def _deliver(
+        self, entries: list[Entry], evidence: Evidence[Entry], *, quick: bool = False
+    ) -> _Chunk:
         """Send one chunk until every item is settled; retries only what is still pending."""
-        chunk = _Chunk(pending=entries, evidence=evidence)
+        chunk = _Chunk(pending=entries, evidence=evidence, quick=quick)
 
         def attempt() -> None:
-            response = self._post(chunk.pending)
+            try:
+                response = self._post(chunk.pending, quick=chunk.quick)
+            except ReceiverFailedError as exc:  # 5xx after retries: an outage, or one event
+                self._isolate(chunk, str(exc))
+                return
             if response.status_code == 200:
                 self._settle(chunk, response)
             else:
@@ -223,7 +231,8 @@ class ElasticsearchSink:
         """A whole-request answer other than 200 (retryable ones were retried already)."""
         status, error = response.status_code, request_error(response.content)
         if status == 413 or (status == 400 and error is not None):
-            self._isolate(chunk, response)
+            what = " (too large for http.max_content_length)" if status == 413 else ""
+            self._isolate(chunk, f"Elasticsearch refused the request: {describe(response)}{what}")
             return
         if status == 401:
             meaning = elasticsearch_probe.WRONG_CREDENTIALS
@@ -235,26 +244,26 @@ class ElasticsearchSink:
             meaning = f"unexpected answer from {self._base}/_bulk; is url the cluster's address?"
         raise SinkFatalError(self.name, f"{describe(response)}: {meaning}")
 
-    def _isolate(self, chunk: _Chunk, response: httpx.Response) -> None:
-        """Split a refused request until the refusal names single events (413 too big, 400 bad)."""
+    def _isolate(self, chunk: _Chunk, reason: str) -> None:
+        """Split a refused or failing request (413 too big, 400 bad, 5xx every time) until the
+        trouble follows single events; `Evidence` decides whether it is about them at all."""
         entries, chunk.pending = chunk.pending, []
-        what = " (too large for http.max_content_length)" if response.status_code == 413 else ""
-        reason = f"Elasticsearch refused the request: {describe(response)}{what}"
         chunk.evidence.refuse(reason)
         if len(entries) == 1:
             chunk.evidence.suspect(entries[0], reason)
             return
         middle = len(entries) // 2
         halves = (entries[:middle], entries[middle:])
-        for half in (self._deliver(part, chunk.evidence) for part in halves):
+        for half in (self._deliver(part, chunk.evidence, quick=True) for part in halves):
             chunk.created += half.created
             chunk.already_present += half.already_present
 
     # -- HTTP ------------------------------------------------------------------------------
-    def _post(self, entries: Sequence[Entry]) -> httpx.Response:
+    def _post(self, entries: Sequence[Entry], *, quick: bool = False) -> httpx.Response:
         headers = {"content-type": "application/x-ndjson", "accept": "application/json"}
         content = encode_body(bulk_body(entries), self.settings.compression, headers)
-        return self._send("POST", "/_bulk", content, headers, policy=self._policy)
+        policy = policy_of(self.settings, quick=True) if quick else self._policy
+        return self._send("POST", "/_bulk", content, headers, policy=policy)
 
     def _request(self, method: str, path: str, body: bytes | None) -> httpx.Response:
         headers = {"accept": "application/json"}

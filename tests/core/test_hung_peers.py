@@ -120,7 +120,8 @@ def test_follow_mode_goes_on_cycling_beside_a_trickling_webhook(
             cycles.append(report.sinks["hook"].state)
             if len(cycles) == 1:
                 now = int(time.time())
-                emulator.add_events(generate_events(5, start=now - 5, end=now - 1, seed=9))
+                # older than clock_safety_lag, so the next cycle reads them
+                emulator.add_events(generate_events(5, start=now - 30, end=now - 10, seed=9))
             else:
                 stop.set()
 
@@ -242,7 +243,8 @@ def test_a_webhook_hung_past_the_stall_timeout_does_not_hold_back_the_next_cycle
             cycles.append((time.monotonic(), hook.state, hook.error))
             if len(cycles) == 1:
                 now = int(time.time())
-                emulator.add_events(generate_events(5, start=now - 5, end=now - 1, seed=9))
+                # older than clock_safety_lag, so the next cycle reads them
+                emulator.add_events(generate_events(5, start=now - 30, end=now - 10, seed=9))
             elif len(cycles) == 3:
                 stop.set()
 

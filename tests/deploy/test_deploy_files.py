@@ -580,17 +580,18 @@ def test_systemd_analyze_verify_accepts_the_units(tmp_path: Path) -> None:
     units = systemd_unit_dir()
     if analyze is None or units is None:
         pytest.skip("systemd-analyze or the system's unit files are not installed here")
-    # A private root: the stock units (targets the ours refer to), ours, and a stub at the
-    # ExecStart path, since verify checks the binary exists and shipper is not installed there.
+    # A private root: the stock units (targets the ours refer to), ours, and stubs at the
+    # ExecStart and ExecReload paths, since verify checks that each binary exists there.
     shutil.copytree(units, tmp_path / "usr/lib/systemd/system", symlinks=True)
     unit_dir = tmp_path / "etc/systemd/system"
     unit_dir.mkdir(parents=True)
     for name in (*SERVICES, "shipper-once.timer"):
         shutil.copy(SYSTEMD / name, unit_dir / name)
-    stub = tmp_path / "usr/local/bin/shipper"
-    stub.parent.mkdir(parents=True)
-    stub.write_text("#!/bin/sh\n")
-    stub.chmod(0o755)
+    for path in ("usr/local/bin/shipper", "bin/kill"):  # ExecStart, ExecReload
+        stub = tmp_path / path
+        stub.parent.mkdir(parents=True, exist_ok=True)
+        stub.write_text("#!/bin/sh\n")
+        stub.chmod(0o755)
     result = subprocess.run(
         [analyze, "verify", f"--root={tmp_path}", "--man=no"]
         + [f"/etc/systemd/system/{n}" for n in (*SERVICES, "shipper-once.timer")],
@@ -690,3 +691,21 @@ def test_example_commented_sink_block_is_valid(kind: str, tmp_path: Path) -> Non
     path = tmp_path / "shipper.toml"
     path.write_text(EXAMPLE.read_text() + "\n" + commented_sink_blocks()[kind])
     assert kind in [s.type for s in load_config(path, plugins).sinks]
+
+
+def test_the_stop_grace_period_ends_before_every_deploy_files_kill_deadline() -> None:
+    """shipper exits by itself after a stop well before systemd or Kubernetes would SIGKILL it."""
+    from shipper.app import STOP_GRACE
+
+    for name in SERVICES:
+        assert float(last(unit(name), "Service", "TimeoutStopSec")) > STOP_GRACE, name
+    for name in ("sidecar.yaml", "cronjob.yaml"):
+        for doc in manifests(name):
+            text = json.dumps(doc)
+            for grace in re.findall(r'"terminationGracePeriodSeconds": (\d+)', text):
+                assert float(grace) > STOP_GRACE, name
+
+
+def test_systemctl_reload_makes_the_follow_mode_service_reopen_its_files() -> None:
+    """`systemctl reload shipper` sends SIGHUP, which reopens the file sinks (log rotation)."""
+    assert last(unit("shipper.service"), "Service", "ExecReload") == "/bin/kill -HUP $MAINPID"

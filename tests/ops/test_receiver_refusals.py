@@ -86,6 +86,22 @@ def test_an_event_a_webhook_always_fails_on_is_dead_lettered_and_the_rest_delive
         assert event_requests(hook) == requests  # the second run sends nothing again
 
 
+def test_an_event_elasticsearch_always_fails_on_is_dead_lettered_and_the_rest_delivered(
+    tmp_path: Path, history: Emulator
+) -> None:
+    """A whole `_bulk` request answered 500 while it holds one event: halved until the 500
+    follows that event alone; it is dead-lettered, the rest indexed, the sink not wedged."""
+    poison = history.events()[77]["id"]
+    with FakeElasticsearch() as es:
+        es.fail_ids = {poison}
+        sinks = f'[[sinks]]\ntype = "elasticsearch"\nname = "es"\nurl = "{es.url}"\n{FAST}'
+        outcome = run(write_config(tmp_path, config_text(history.base_url, tmp_path, sinks=sinks)))
+        assert outcome.exit_code == ExitCode.OK
+        assert set(es.created) == {e["id"] for e in history.events()} - {poison}
+    [letter] = dead_letters(tmp_path, "es")
+    assert letter["event_id"] == poison and "HTTP 500" in letter["reason"]
+
+
 def test_a_webhook_failing_everything_with_500_is_an_outage_not_poison(
     tmp_path: Path, history: Emulator
 ) -> None:

@@ -89,6 +89,7 @@ class FakeElasticsearch:
         self.documents: dict[str, dict[str, dict[str, Any]]] = {}
         self.created: list[str] = []  # ids in the order they were stored
         self.conflicts = 0  # creates answered 409
+        self.fail_ids: set[str] = set()  # a _bulk request holding one of these: 500, every time
         self.attempts: Counter[str] = Counter()  # bulk items seen per id
         with self._lock:
             self._throttled: Counter[str] = Counter()
@@ -297,6 +298,8 @@ class FakeElasticsearch:
                 "illegal_argument_exception",
                 "The bulk request must be terminated by a newline [\\n]",
             )
+        if self.fail_ids and any(f'"{i}"'.encode() in request.body for i in self.fail_ids):
+            return es_error(500, "exception", "a node failed on this request")
         path_index = request.path[1 : -len("/_bulk")] or None
         try:
             operations = _parse_operations(request.body, path_index)

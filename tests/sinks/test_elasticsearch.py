@@ -247,11 +247,12 @@ def test_whole_request_429_honours_retry_after(es: FakeElasticsearch, sleeps: Sl
 
 
 def test_whole_request_errors_exhaust_into_retryable_error(es: FakeElasticsearch) -> None:
-    """After retry_max_attempts refused requests the sink gives up with SinkRetryableError."""
+    """After retry_max_attempts failed requests, and each half failing its short retries too
+    (no event to blame), the sink gives up with SinkRetryableError; nothing is dead-lettered."""
     es.fail_requests(503, times=10)
     with pytest.raises(SinkRetryableError, match="503"):
         make_sink(es.url, retry_max_attempts=3).send(events(2))
-    assert len(es.bulk_requests()) == 3
+    assert len(es.bulk_requests()) == 3 + 2 * 2
     assert es.docs() == {}
 
 
