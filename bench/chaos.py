@@ -490,6 +490,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.workdir is not None:
         args.workdir.mkdir(parents=True, exist_ok=True)
+        if any(args.workdir.iterdir()):
+            # An earlier run's cursors and dead letters would be compared with fresh receivers.
+            parser.error(f"--workdir {args.workdir} is not empty: give a new or empty folder")
     report = run_chaos(settings, args.workdir)
     if not syslog:
         report.notes.append("rsyslogd is not installed: the syslog sink was left out")

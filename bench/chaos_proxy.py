@@ -190,6 +190,15 @@ class Proxy:
                 target=_quietly(self._serve), args=(client, stall), daemon=True
             ).start()
 
+    def _keep(self, link: _Link) -> bool:
+        """Track `link` so `stop` closes it; one accepted while stopping is closed at once."""
+        with self._lock:
+            if self._running.is_set():
+                self._links.add(link)
+                return True
+        link.close(reset=True)
+        return False
+
     def _take(self, name: str) -> bool:
         with self._lock:
             if getattr(self, name) <= 0:
@@ -199,9 +208,9 @@ class Proxy:
 
     def _serve(self, client: socket.socket, stall: bool) -> None:
         if stall:
-            with self._lock:
-                self.stalled += 1
-                self._links.add(_Link(client, None))  # kept open, never read
+            if self._keep(_Link(client, None)):  # kept open, never read
+                with self._lock:
+                    self.stalled += 1
             return
         try:
             upstream = socket.create_connection(("127.0.0.1", self.upstream()), timeout=5)
@@ -211,8 +220,8 @@ class Proxy:
         upstream.settimeout(None)
         upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         link = _Link(client, upstream)
-        with self._lock:
-            self._links.add(link)
+        if not self._keep(link):
+            return
         closing = self._take("_close_next")
         threading.Thread(target=_quietly(self._downstream), args=(link,), daemon=True).start()
         self._upstream(link, close_when_idle=closing)

@@ -73,6 +73,22 @@ class BreakableApi:
         return Reply(answer.status_code, answer.content, {"content-type": "application/json"})
 
 
+def following(config: Any) -> tuple[threading.Event, list[Any], threading.Thread]:
+    """Follow mode in a thread: its stop event, where its outcome (or exception) lands, the thread."""
+    stop = threading.Event()
+    ended: list[Any] = []
+
+    def follow() -> None:
+        try:
+            ended.append(app.run(config, once=False, stop=stop))
+        except BaseException as exc:
+            ended.append(exc)
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    return stop, ended, thread
+
+
 @pytest.mark.parametrize(
     "broken",
     [
@@ -91,17 +107,7 @@ def test_follow_mode_survives_broken_api_bodies_and_recovers_when_the_api_heals(
         extra = "retry_max_attempts = 2\n"
         text = config_text(rx.url + "/v1", tmp_path, extra_source=extra)
         config = load_config(write_config(tmp_path, text))
-        stop = threading.Event()
-        ended: list[Any] = []
-
-        def follow() -> None:
-            try:
-                ended.append(app.run(config, once=False, stop=stop))
-            except BaseException as exc:
-                ended.append(exc)
-
-        thread = threading.Thread(target=follow, daemon=True)
-        thread.start()
+        stop, ended, thread = following(config)
         try:
             wait_until(lambda: api.broken_answers >= 6 or bool(ended), 60, "no broken answers")
             assert not ended, ended  # follow mode is still running
@@ -125,17 +131,7 @@ def test_follow_mode_quarantines_an_entry_nested_1000_deep_and_keeps_cycling(
     api = BreakableApi(emulator, Reply(200, ENTRY_1000_DEEP, {"content-type": "application/json"}))
     with Receiver(api) as rx:
         config = load_config(write_config(tmp_path, config_text(rx.url + "/v1", tmp_path)))
-        stop = threading.Event()
-        ended: list[Any] = []
-
-        def follow() -> None:
-            try:
-                ended.append(app.run(config, once=False, stop=stop))
-            except BaseException as exc:
-                ended.append(exc)
-
-        thread = threading.Thread(target=follow, daemon=True)
-        thread.start()
+        stop, ended, thread = following(config)
         kept = config.state.dir / "default" / "quarantine.jsonl"
         try:
             wait_until(lambda: api.broken_answers >= 6 or bool(ended), 60, "no answers")

@@ -19,7 +19,13 @@ import ctypes, os, sys, tempfile, threading
 from shipper.malloc import limit_arenas
 if sys.argv[1] == "capped":
     assert limit_arenas()
-threads = [threading.Thread(target=lambda: [bytes(700) for _ in range(2000)]) for _ in range(8)]
+# All eight alive at once: an arena freed by a thread that already ended would be reused.
+together = threading.Barrier(8)
+def work():
+    held = [bytes(700) for _ in range(1000)]
+    together.wait()
+    held += [bytes(700) for _ in range(1000)]
+threads = [threading.Thread(target=work) for _ in range(8)]
 for t in threads:
     t.start()
 for t in threads:
