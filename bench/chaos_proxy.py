@@ -217,14 +217,27 @@ class Proxy:
         except OSError:
             _Link(client, None).close(reset=True)  # nothing behind us: as if refused
             return
-        upstream.settimeout(None)
-        upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         link = _Link(client, upstream)
         if not self._keep(link):
             return
-        closing = self._take("_close_next")
-        threading.Thread(target=_quietly(self._downstream), args=(link,), daemon=True).start()
-        self._upstream(link, close_when_idle=closing)
+        try:  # a relay ended by an error (a reset mid-read) closes both sockets, as a peer would
+            upstream.settimeout(None)
+            upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            closing = self._take("_close_next")
+            threading.Thread(
+                target=_quietly(self._downstream_or_close), args=(link,), daemon=True
+            ).start()
+            self._upstream(link, close_when_idle=closing)
+        except BaseException:
+            link.close(reset=True)
+            raise
+
+    def _downstream_or_close(self, link: _Link) -> None:
+        try:
+            self._downstream(link)
+        except BaseException:
+            link.close(reset=True)
+            raise
 
     def _upstream(self, link: _Link, *, close_when_idle: bool) -> None:
         """Client to upstream: the hold applies here; a closing peer hangs up when idle."""

@@ -93,17 +93,23 @@ def _fail(reason: str) -> RetryableResponseError:
     return RetryableResponseError(f"unusable response body: {reason}")
 
 
+def _one_line_utf8(data: bytes) -> bytes:
+    """`data` on one line, checked to be UTF-8 (`UnicodeDecodeError`, msgspec's errors if not)."""
+    if b"\n" in data or b"\r" in data:
+        # Pretty-printed (JSON strings cannot hold a raw line break): make every event one
+        # line, as the JSON-lines and syslog sinks need it.
+        data = msgspec.json.format(data, indent=-1)
+    if not data.isascii():
+        # msgspec does not check the strings it only carries (Raw): orjson, which the
+        # renderers read events with, would reject the event later, far from its cause.
+        data.decode("utf-8")
+    return data
+
+
 def parse_page(body: bytes, organization: str | None = None) -> Page:
     """One list page, or `RetryableResponseError` saying what was wrong with the body."""
     try:
-        if b"\n" in body or b"\r" in body:
-            # Pretty-printed (JSON strings cannot hold a raw line break): make every event one
-            # line, as the JSON-lines and syslog sinks need it.
-            body = msgspec.json.format(body, indent=-1)
-        if not body.isascii():
-            # msgspec does not check the strings it only carries (Raw): orjson, which the
-            # renderers read events with, would reject the event later, far from its cause.
-            body.decode("utf-8")
+        body = _one_line_utf8(body)
         doc = _read_page(body)
         heads = _read_heads(body).data
     except _UNREADABLE:
@@ -138,10 +144,7 @@ def _bad_time(event_id: str, when: float, raw: bytes) -> Defect:
 def parse_entry(raw: bytes, organization: str | None = None) -> AuditEvent | Defect:
     """One entry of a page on its own: the event, or the `Defect` saying why it is not one."""
     try:
-        if b"\n" in raw or b"\r" in raw:
-            raw = msgspec.json.format(raw, indent=-1)
-        if not raw.isascii():
-            raw.decode("utf-8")
+        raw = _one_line_utf8(raw)
         head = _read_head(raw)
     except UnicodeDecodeError as exc:
         return Defect(raw, f"not UTF-8 ({exc.reason} at byte {exc.start})", "not_utf8", _id(raw))

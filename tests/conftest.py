@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -58,3 +62,21 @@ def write_config(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "shipper.toml"
     path.write_text(text)
     return path
+
+
+@contextmanager
+def follow_mode(config: Path) -> Iterator[subprocess.Popen[str]]:
+    """`shipper run --config` (follow mode) as a process, stderr piped; killed and reaped on exit."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shipper.cli", "run", "--config", str(config)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, KEY_ENV: KEY},
+    )
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        if proc.stderr:
+            proc.stderr.close()

@@ -16,7 +16,7 @@ import pytest
 
 from shipper import signals
 from shipper.emulator import Emulator
-from tests.conftest import KEY, KEY_ENV, config_text, write_config
+from tests.conftest import KEY, KEY_ENV, config_text, follow_mode, write_config
 
 
 def shipper(
@@ -121,14 +121,7 @@ def test_check_prints_a_verdict_per_component(emulator: Emulator, tmp_path: Path
 def test_follow_mode_stops_cleanly_on_sigterm(emulator: Emulator, tmp_path: Path) -> None:
     """Follow mode exits 0 soon after SIGTERM, having committed what it delivered."""
     config = write_config(tmp_path, config_text(emulator.base_url, tmp_path))
-    env = {**os.environ, KEY_ENV: KEY}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "shipper.cli", "run", "--config", str(config)],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
+    with follow_mode(config) as proc:
         assert proc.stderr is not None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -137,11 +130,6 @@ def test_follow_mode_stops_cleanly_on_sigterm(emulator: Emulator, tmp_path: Path
                 break
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        if proc.stderr:
-            proc.stderr.close()
     assert len((tmp_path / "out" / "audit.jsonl").read_bytes().splitlines()) == len(
         emulator.events()
     )

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +12,7 @@ from pathlib import Path
 import orjson
 
 from shipper.emulator import Emulator
-from tests.conftest import KEY, KEY_ENV, config_text, write_config
+from tests.conftest import config_text, follow_mode, write_config
 
 
 class StderrLines:
@@ -55,13 +53,7 @@ def test_sighup_after_logrotate_reopens_the_file_and_follow_mode_carries_on(
     running, reopens, and new events land in a new file at the configured path."""
     config = write_config(tmp_path, config_text(emulator.base_url, tmp_path))
     out = tmp_path / "out" / "audit.jsonl"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "shipper.cli", "run", "--config", str(config)],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, KEY_ENV: KEY},
-    )
-    try:
+    with follow_mode(config) as proc:
         stderr = StderrLines(proc)
         assert stderr.wait_for(lambda lines: cycles(lines) >= 1), "no first cycle"
         before = set(ids_in(out))
@@ -80,8 +72,3 @@ def test_sighup_after_logrotate_reopens_the_file_and_follow_mode_carries_on(
         assert stderr.wait_for(lambda lines: any('"SIGHUP"' in line for line in lines), 10)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        if proc.stderr:
-            proc.stderr.close()

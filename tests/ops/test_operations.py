@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +15,7 @@ from shipper.config import load_config
 from shipper.emulator import Emulator, generate_events
 from shipper.errors import ExitCode
 from shipper.metrics import HealthServer, Metrics
-from tests.conftest import KEY, KEY_ENV, T0, config_text, write_config
+from tests.conftest import KEY, KEY_ENV, T0, config_text, follow_mode, write_config
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -45,13 +42,7 @@ def test_follow_mode_serves_metrics_health_and_readiness(
 ) -> None:
     """A running follow-mode process serves /metrics, /healthz and /readyz; counters move as events arrive."""
     config = write_config(tmp_path, config_text(emulator.base_url, tmp_path))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "shipper.cli", "run", "--config", str(config)],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, KEY_ENV: KEY},
-    )
-    try:
+    with follow_mode(config) as proc:
         assert proc.stderr is not None
         port = None
         for _ in range(200):
@@ -94,11 +85,6 @@ def test_follow_mode_serves_metrics_health_and_readiness(
         assert KEY not in scrape.text
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        if proc.stderr:
-            proc.stderr.close()
 
 
 def test_readyz_fails_until_a_cycle_succeeded() -> None:
