@@ -66,7 +66,7 @@ KEY, KEY_ENV = "sk-admin-chaos-0123456789abcdefSECRET", "CHAOS_ADMIN_KEY"
 # A short lookback keeps the re-read span (and so each run) short; late events stay within it.
 LOOKBACK, LATE_MAX_AGE = 60, 30
 CLOCK_SAFETY_LAG = 5  # the shipper's default: a run reads only up to its clock minus this
-RUN_ONCE = ("-m", "shipper.cli", "run", "--once", "--config")
+RUN_ONCE = ("-m", "shipper.cli.main", "run", "--once", "--config")
 SHIFTED = str(ROOT / "bench" / "chaos_clock.py")  # runs the CLI with its clock shifted
 Action = tuple[float, str, Callable[[], bool]]  # when (s into the run), fault key, do it
 MAKEUP_ROUNDS = 4  # at most this many extra rounds for kinds that did not happen in theirs

@@ -36,7 +36,7 @@ def main() -> None:
     offset, args = float(sys.argv[1]), sys.argv[2:]
     shift_clock(offset)
     sys.argv = ["shipper", *args]
-    runpy.run_module("shipper.cli", run_name="__main__", alter_sys=True)
+    runpy.run_module("shipper.cli.main", run_name="__main__", alter_sys=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The five sinks' receivers for a chaos run, each able to go down, refuse, reset or restart.
 
-They are the project's own local receivers (`tests.receivers`, `tests.sinks.rsyslog`): a JSON-lines
+They are the project's own local receivers (`tests.receivers`, `shipper.testing.receivers.rsyslog`): a JSON-lines
 file, a real rsyslogd over TCP (behind a `Proxy` that can stall or close a connection), a
 signature-checking webhook, a Splunk HEC with indexer acknowledgement and an Elasticsearch
 `_bulk` endpoint. The HTTP ones can also refuse everything, trickle an answer, or answer 500 to
@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.chaos_proxy import Proxy
-from tests.receivers.base import Receiver, Recorded, Reply, Responder
-from tests.receivers.fake_elasticsearch import FakeElasticsearch, es_error
-from tests.receivers.hec import FakeHec, Token, hec
-from tests.receivers.webhook import FakeWebhook
-from tests.sinks.rsyslog import MARKER_APP, Record, Rsyslog
+from shipper.testing.receivers.base import Receiver, Recorded, Reply, Responder
+from shipper.testing.receivers.elasticsearch import FakeElasticsearch, es_error
+from shipper.testing.receivers.rsyslog import MARKER_APP, Record, Rsyslog
+from shipper.testing.receivers.splunk_hec import FakeHec, Token, hec
+from shipper.testing.receivers.webhook import FakeWebhook
 
 HEC_TOKEN = "chaos-hec-token-0123456789"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"chaos-harness-signing-key-0123").decode()

@@ -39,7 +39,7 @@ from bench.perf_procs import (
     machine,
     measure,
 )
-from shipper import logs
+from shipper.runtime import logs
 
 DAY = 86_400
 
@@ -170,7 +170,7 @@ def run_shipper(
     """One measured `shipper run --once` from an empty state; `RuntimeError` unless it wrote `expect`."""
     workdir = Path(tempfile.mkdtemp(dir=tmp, prefix="shipper-"))
     config = shipper_config(workdir, base_url, start, variant)
-    result = measure([PYTHON, "-m", "shipper.cli", "run", "--once", "--config", str(config)])
+    result = measure([PYTHON, "-m", "shipper.cli.main", "run", "--once", "--config", str(config)])
     out = workdir / "out.jsonl"
     return result, _check("the shipper", lines(out) if out.exists() else 0, expect)
 
@@ -278,7 +278,7 @@ def ratios(scenario: Scenario, rows: list[Row]) -> list[str]:
 
 def help_startup(times: int = 5) -> str:
     """How long `shipper --help` takes: it must stay lazy (no pydantic, httpx, structlog)."""
-    runs = [measure([PYTHON, "-m", "shipper.cli", "--help"]) for _ in range(times)]
+    runs = [measure([PYTHON, "-m", "shipper.cli.main", "--help"]) for _ in range(times)]
     wall = statistics.median(m.wall for m in runs) * 1000
     cpu = statistics.median(m.cpu for m in runs) * 1000
     return f"`shipper --help` starts in {wall:.0f} ms wall, {cpu:.0f} ms CPU (median of {times})"

@@ -110,7 +110,7 @@ def _follower(tmp: Path, poll_interval: float, events: int) -> Iterator[_Followe
         follow = Variant("follow mode", f'poll_interval = "{poll_interval:g}s"\n')
         metrics = '[metrics]\nlisten = "127.0.0.1:0"\n'
         config = shipper_config(workdir, url, int(time.time()) - 2 * DAY, follow, metrics)
-        argv = [PYTHON, "-m", "shipper.cli", "run", "--config", str(config)]
+        argv = [PYTHON, "-m", "shipper.cli.main", "run", "--config", str(config)]
         proc = subprocess.Popen(argv, cwd=ROOT, env=ENV, stderr=subprocess.DEVNULL)
         follower = _Follower(poll_interval, url, config, out, proc)
         try:
@@ -154,7 +154,7 @@ def measure_idle(
         rows = [follower.since_mark(watched) for follower in followers]
         first = followers[0]
         first.stop()  # its state lock is free for the cron runs
-        argv = [PYTHON, "-m", "shipper.cli", "run", "--once", "--config", str(first.config)]
+        argv = [PYTHON, "-m", "shipper.cli.main", "run", "--once", "--config", str(first.config)]
         runs = [measure(argv) for _ in range(cron_runs)]
         if _lines(first.out) != events:
             raise RuntimeError(f"the cron runs wrote {_lines(first.out) - events} events again")

@@ -80,7 +80,16 @@ def emulator(
     """An emulator process serving `events` generated events ending now; yields its base URL."""
     port_file = workdir / f"emulator-{events}-{page_delay}.port"
     port_file.unlink(missing_ok=True)
-    argv = [PYTHON, "-m", "shipper.cli", "emulate", "--port", "0", "--port-file", str(port_file)]
+    argv = [
+        PYTHON,
+        "-m",
+        "shipper.cli.main",
+        "emulate",
+        "--port",
+        "0",
+        "--port-file",
+        str(port_file),
+    ]
     argv += ["--events", str(events), "--days", str(days), "--seed", str(seed)]
     argv += ["--page-delay", str(page_delay)]
     if max_concurrent_lists is not None:

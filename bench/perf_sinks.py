@@ -28,8 +28,8 @@ if __package__ in (None, ""):
 
 from bench.perf_procs import ENV, PYTHON, ROOT, machine
 from shipper.emulator import generate_events
-from shipper.model import AuditEvent
-from shipper.sink import Sink, SinkContext
+from shipper.model.event import AuditEvent
+from shipper.pipeline.sink import Sink, SinkContext
 
 TOKEN_ENV = "SHIPPER_BENCH_HEC_TOKEN"
 BATCHED = {"compression": "gzip"}  # and the default batch_max_events (500)
@@ -78,9 +78,9 @@ def counted(url: str) -> int:
 
 
 def http_sinks(url: str) -> dict[str, Callable[[dict[str, Any]], Sink]]:
-    from sinks.elasticsearch import plugin as elasticsearch
-    from sinks.splunk_hec import plugin as splunk_hec
-    from sinks.webhook import plugin as webhook
+    from sinks.elasticsearch.sink import plugin as elasticsearch
+    from sinks.splunk_hec.sink import plugin as splunk_hec
+    from sinks.webhook.sink import plugin as webhook
 
     def make(plugin: Any, **fixed: Any) -> Callable[[dict[str, Any]], Sink]:
         def create(extra: dict[str, Any]) -> Sink:
@@ -147,8 +147,8 @@ def run_syslog(
     batched: list[AuditEvent], single: list[AuditEvent], rounds: int = 1
 ) -> list[Result]:
     """The syslog sink over TCP into rsyslogd, both modes, `rounds` times each (median kept)."""
-    from sinks.syslog import SyslogSink, SyslogSinkSettings
-    from tests.sinks.rsyslog import Rsyslog
+    from shipper.testing.receivers.rsyslog import Rsyslog
+    from sinks.syslog.sink import SyslogSink, SyslogSinkSettings
 
     results = []
     with tempfile.TemporaryDirectory() as tmp, Rsyslog(Path(tmp), max_message_size=64 * 1024) as rx:
@@ -214,7 +214,7 @@ def run_sinks(*, quick: bool) -> list[str]:
 
 
 if __name__ == "__main__":
-    from shipper import logs
+    from shipper.runtime import logs
 
     logs.configure("warning", "json")
     for note in run_sinks(quick="--quick" in sys.argv):

@@ -9,7 +9,7 @@ import enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from shipper.sink import Progress
+    from shipper.pipeline.sink import Progress
 
 
 class ExitCode(enum.IntEnum):

@@ -2,7 +2,7 @@
 
 Exponential backoff with full jitter, bounded in attempts and in total time, and a server's
 `Retry-After` honoured (as a floor, capped so a hostile or broken header cannot park us forever).
-`sleep` is injectable so tests never wait; by default it is `shipper.stopping.pause`, so a stop
+`sleep` is injectable so tests never wait; by default it is `shipper.runtime.stopping.pause`, so a stop
 request ends a back-off at once (`Interrupted`) instead of waiting it out.
 """
 
@@ -23,7 +23,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from shipper import stopping
+from shipper.runtime import stopping
 
 MAX_RETRY_AFTER = 300.0
 

@@ -68,7 +68,7 @@ def write_config(tmp_path: Path, text: str) -> Path:
 def follow_mode(config: Path) -> Iterator[subprocess.Popen[str]]:
     """`shipper run --config` (follow mode) as a process, stderr piped; killed and reaped on exit."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shipper.cli", "run", "--config", str(config)],
+        [sys.executable, "-m", "shipper.cli.main", "run", "--config", str(config)],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, KEY_ENV: KEY},

@@ -39,15 +39,3 @@ def test_ruff_format_is_clean() -> None:
     """ruff format would change nothing."""
     result = run(tool("ruff"), "format", "--check", ".")
     assert result.returncode == 0, result.stdout[-4000:]
-
-
-def test_shipper_never_imports_sinks() -> None:
-    """Layering: the pipeline finds sinks through entry points only, never by import."""
-    offenders = [
-        str(p.relative_to(ROOT))
-        for p in (ROOT / "shipper").rglob("*.py")
-        if any(
-            line.startswith(("import sinks", "from sinks")) for line in p.read_text().splitlines()
-        )
-    ]
-    assert offenders == []

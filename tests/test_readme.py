@@ -5,15 +5,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from shipper.cli import EXIT_CODES_HELP
-from shipper.config_doc import BEGIN, END, reference
+from docgen.config_reference import BEGIN, END, reference
+from shipper.cli.main import EXIT_CODES_HELP
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 
 def test_config_reference_is_generated_from_the_code() -> None:
-    """The README's config reference equals `python -m shipper.config_doc` output."""
+    """The README's config reference equals `python -m docgen.config_reference` output."""
     start, stop = README.index(BEGIN), README.index(END) + len(END)
     assert README[start:stop] == reference()
 
@@ -33,8 +33,8 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 def test_mapping_table_and_samples_are_generated_from_the_data() -> None:
-    """The README's mapping table and format samples equal `python -m shipper.render.docs` output."""
-    from shipper.render.docs import document
+    """The README's mapping table and format samples equal `python -m docgen.mapping_reference` output."""
+    from docgen.mapping_reference import document
 
     start = README.index("<!-- mapping:begin")
     body = README[README.index("\n", start) + 1 : README.index("<!-- mapping:end -->")]

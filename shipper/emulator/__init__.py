@@ -3,7 +3,7 @@
 from shipper.emulator.events import EVENT_TYPES, TENANT_SCOPED_TYPES, generate_events
 from shipper.emulator.faults import Fault
 from shipper.emulator.server import Emulator
-from shipper.event_types import is_tenant_scoped
+from shipper.source.audit_log.event_types import is_tenant_scoped
 
 __all__ = [
     "EVENT_TYPES",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from shipper.emulator.events import generate_events
 from shipper.emulator.server import Emulator
-from shipper.signals import install_stop_handlers
+from shipper.runtime.signals import install_stop_handlers
 
 DEMO_KEY = "sk-admin-emulator-demo"
 

@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from shipper.event_types import CATALOG, is_tenant_scoped
+from shipper.source.audit_log.event_types import CATALOG, is_tenant_scoped
 
 Event = dict[str, Any]
 

@@ -8,7 +8,7 @@ from typing import Literal
 from urllib.parse import parse_qsl
 
 from shipper.emulator.faults import Canned, bad_request
-from shipper.event_types import is_tenant_scoped
+from shipper.source.audit_log.event_types import is_tenant_scoped
 
 Order = Literal["desc", "asc"]
 

@@ -19,8 +19,8 @@ import orjson
 from shipper.emulator.events import Event, gc_paused
 from shipper.emulator.faults import bad_request
 from shipper.emulator.query import _FILTERS, ApiError, Order, Query
-from shipper.event_types import is_tenant_scoped
-from shipper.model import compact_json
+from shipper.model.event import compact_json
+from shipper.source.audit_log.event_types import is_tenant_scoped
 
 Facets = tuple[tuple[str, ...], ...]
 _Row = tuple[int, str, bytes, Facets | None]  # effective_at, id, JSON bytes, filter values

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import orjson
 
-from shipper.model import AuditEvent, JsonDict
+from shipper.model.event import AuditEvent, JsonDict
 
 Format = Literal["raw", "normalized", "ecs", "ocsf", "cef"]
 FORMATS: tuple[Format, ...] = ("raw", "normalized", "ecs", "ocsf", "cef")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shipper.model import AuditEvent, JsonDict, normalize
+from shipper.model.event import AuditEvent, JsonDict, normalize
 
 
 def render_raw(event: AuditEvent) -> JsonDict:

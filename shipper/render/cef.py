@@ -11,7 +11,7 @@ trimmed (CEF parsers disagree about edge spaces) and empty ones left out.
 
 from __future__ import annotations
 
-from shipper.model import AuditEvent
+from shipper.model.event import AuditEvent
 from shipper.render.fields import EventView, view_of
 
 HEADER_PREFIX = "CEF:0|OpenAI|Audit Log|1.0|"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shipper.model import AuditEvent, JsonDict
+from shipper.model.event import AuditEvent, JsonDict
 from shipper.render.fields import EventView, email_domain, view_of
 
 ECS_VERSION = "9.4.0"

@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from shipper.mapping import Mapping, mapping_for
-from shipper.model import Actor, AuditEvent, JsonDict, read_actor
+from shipper.model.event import Actor, AuditEvent, JsonDict, read_actor
+from shipper.render.mapping import Mapping, mapping_for
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from shipper.model import AuditEvent, JsonDict
+from shipper.model.event import AuditEvent, JsonDict
 from shipper.render.fields import EventView, valid_email, view_of
 
 OCSF_VERSION = "1.8.0"

@@ -14,7 +14,7 @@ from bench.perf_idle import measure_idle
 from bench.perf_idle import table as idle_table
 from bench.perf_procs import PYTHON, emulator, measure
 from bench.perf_sinks import events, run_http, run_syslog
-from tests.sinks.rsyslog import rsyslogd_path
+from shipper.testing.receivers.rsyslog import rsyslogd_path
 
 
 def test_backfill_rounds_run_and_every_program_writes_every_event(tmp_path: Path) -> None:
@@ -97,9 +97,9 @@ def test_help_imports_nothing_heavy() -> None:
     """`shipper --help` stays lazy: pydantic, httpx, structlog and the pipeline are not imported."""
     probe = (
         "import sys\n"
-        "from shipper.cli import main\n"
+        "from shipper.cli.main import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = ('pydantic', 'httpx', 'structlog', 'orjson', 'shipper.pipeline', 'shipper.config')\n"
+        "heavy = ('pydantic', 'httpx', 'structlog', 'orjson', 'shipper.pipeline.cycle', 'shipper.config.settings')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     result = subprocess.run(

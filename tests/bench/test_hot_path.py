@@ -13,17 +13,17 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from shipper import app
-from shipper.config import SourceSettings, load_config
+from shipper.config.settings import SourceSettings, load_config
 from shipper.emulator import Emulator, Fault, generate_events, is_tenant_scoped
 from shipper.emulator.stats import Stats
-from shipper.model import AuditEvent
-from shipper.pipeline import FetchLoad
-from shipper.sink import SinkContext
-from shipper.source import AuditLogClient
-from shipper.source_http import environment_proxy
-from shipper.windows import WindowOverflowError, WindowPlanner
-from sinks.file import FileSettings, FileSink
+from shipper.model.event import AuditEvent
+from shipper.pipeline.cycle import FetchLoad
+from shipper.pipeline.sink import SinkContext
+from shipper.pipeline.windows import WindowOverflowError, WindowPlanner
+from shipper.runtime import app
+from shipper.source.audit_log.client import AuditLogClient
+from shipper.source.audit_log.http import environment_proxy
+from sinks.file.sink import FileSettings, FileSink
 from tests.conftest import KEY, T0, config_text, write_config
 
 # -- planning -------------------------------------------------------------------------------

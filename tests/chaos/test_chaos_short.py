@@ -10,7 +10,7 @@ import pytest
 from bench.chaos import Settings, run_chaos
 from bench.chaos_faults import kind_of, render
 from bench.chaos_receivers import rsyslog_available
-from tests.sinks.rsyslog import rsyslogd_path
+from shipper.testing.receivers.rsyslog import rsyslogd_path
 
 ROUNDS = 11  # 3 rounds for the kinds that end a run, then 8: one per slot of the busiest sink
 # The kinds of trouble the issue names; each must really happen in the short run.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.contract.harness import SinkHarness
+from shipper.testing.contract.harness import SinkHarness
 
 HARNESSES = sorted(p.stem for p in Path(__file__).parent.glob("harness_*.py"))
 

@@ -9,10 +9,10 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from shipper.sink import Sink, SinkContext
-from sinks.elasticsearch import ElasticsearchSink
-from sinks.elasticsearch_settings import ElasticsearchSettings
-from tests.receivers.fake_elasticsearch import FakeElasticsearch
+from shipper.pipeline.sink import Sink, SinkContext
+from shipper.testing.receivers.elasticsearch import FakeElasticsearch
+from sinks.elasticsearch.settings import ElasticsearchSettings
+from sinks.elasticsearch.sink import ElasticsearchSink
 
 
 def default_format() -> str:

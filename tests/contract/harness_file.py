@@ -9,8 +9,8 @@ from typing import Any
 
 import orjson
 
-from shipper.sink import Sink, SinkContext
-from sinks.file import FileSettings, plugin
+from shipper.pipeline.sink import Sink, SinkContext
+from sinks.file.sink import FileSettings, plugin
 
 
 class FileHarness:

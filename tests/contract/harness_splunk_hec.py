@@ -8,9 +8,9 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from shipper.sink import Sink, SinkContext
-from sinks.splunk_hec import SplunkHecSettings, SplunkHecSink
-from tests.receivers.hec import FakeHec, Token
+from shipper.pipeline.sink import Sink, SinkContext
+from shipper.testing.receivers.splunk_hec import FakeHec, Token
+from sinks.splunk_hec.sink import SplunkHecSettings, SplunkHecSink
 
 TOKEN = "contract-hec-token-0123"
 

@@ -7,9 +7,9 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from shipper.sink import Sink
-from sinks.syslog import SyslogSink, SyslogSinkSettings
-from tests.sinks.rsyslog import Record, Rsyslog
+from shipper.pipeline.sink import Sink
+from shipper.testing.receivers.rsyslog import Record, Rsyslog
+from sinks.syslog.sink import SyslogSink, SyslogSinkSettings
 
 
 def _event_id(record: Record) -> str:

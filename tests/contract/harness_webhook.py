@@ -9,9 +9,9 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from shipper.sink import Sink, SinkContext
-from sinks.webhook import WebhookSettings, WebhookSink
-from tests.receivers.webhook import FakeWebhook
+from shipper.pipeline.sink import Sink, SinkContext
+from shipper.testing.receivers.webhook import FakeWebhook
+from sinks.webhook.sink import WebhookSettings, WebhookSink
 
 SECRET = "whsec_" + base64.b64encode(b"contract-harness-key-0123456789").decode()
 

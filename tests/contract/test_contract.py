@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 
 from shipper.errors import SinkError, SinkRetryableError
-from shipper.sink import Sink
-from tests.contract.events import events, hostile_events
-from tests.contract.harness import SinkHarness
+from shipper.pipeline.sink import Sink
+from shipper.testing.contract.events import events, hostile_events
+from shipper.testing.contract.harness import SinkHarness
 
 FAST_RETRY = {"retry_max_attempts": 2, "retry_max_time": 5.0}
 

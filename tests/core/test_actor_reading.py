@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shipper.model import Actor, JsonDict, read_actor
+from shipper.model.event import Actor, JsonDict, read_actor
 
 # -- the reference: every key checked one by one ---------------------------------------------
 

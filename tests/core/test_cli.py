@@ -14,8 +14,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from shipper import signals
 from shipper.emulator import Emulator
+from shipper.runtime import signals
 from tests.conftest import KEY, KEY_ENV, config_text, follow_mode, write_config
 
 
@@ -26,7 +26,7 @@ def shipper(
     if env_key is not None:
         env[KEY_ENV] = env_key
     return subprocess.run(
-        [sys.executable, "-m", "shipper.cli", *args],
+        [sys.executable, "-m", "shipper.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -97,7 +97,7 @@ def test_wrong_key_exit_3_without_the_key(emulator: Emulator, tmp_path: Path) ->
 
 def test_second_run_on_same_state_exits_6(emulator: Emulator, tmp_path: Path) -> None:
     """While one run holds the state directory, another exits 6 with a clear message."""
-    from shipper.state import StateLock
+    from shipper.pipeline.cursor_store import StateLock
 
     config = write_config(tmp_path, config_text(emulator.base_url, tmp_path))
     with StateLock(tmp_path / "state"):

@@ -16,12 +16,12 @@ import pytest
 from freezegun import freeze_time
 from structlog.testing import capture_logs
 
-from shipper import app
-from shipper.config import load_config
+from shipper.config.settings import load_config
 from shipper.emulator import Emulator, generate_events
 from shipper.errors import ExitCode
-from shipper.state import CursorStore
-from shipper.windows import Cursor
+from shipper.pipeline.cursor_store import CursorStore
+from shipper.pipeline.windows import Cursor
+from shipper.runtime import app
 from tests.conftest import KEY, T0, config_text, write_config
 
 HOURS_2 = 7200
@@ -130,8 +130,8 @@ def test_without_a_date_header_the_local_clock_alone_bounds_the_cycle() -> None:
     per cycle, not an error."""
     from pydantic import SecretStr
 
-    from shipper.config import SourceSettings
-    from shipper.source import AuditLogClient
+    from shipper.config.settings import SourceSettings
+    from shipper.source.audit_log.client import AuditLogClient
 
     empty = {"object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False}
     transport = httpx.MockTransport(lambda _: httpx.Response(200, json=empty))

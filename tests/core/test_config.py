@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shipper.config import load_config
+from shipper.config.settings import load_config
 from shipper.errors import ConfigError
 
 MINIMAL = """

@@ -39,7 +39,15 @@ def test_sigkill_at_random_moments_never_loses_an_event(tmp_path: Path) -> None:
         kills = 0
         for _ in range(ROUNDS):
             proc = subprocess.Popen(
-                [sys.executable, "-m", "shipper.cli", "run", "--once", "--config", str(config)],
+                [
+                    sys.executable,
+                    "-m",
+                    "shipper.cli.main",
+                    "run",
+                    "--once",
+                    "--config",
+                    str(config),
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 env=env,
@@ -52,7 +60,7 @@ def test_sigkill_at_random_moments_never_loses_an_event(tmp_path: Path) -> None:
             emu.add_late_events(5, max_age=120)
         emu.clear_faults()
         final = subprocess.run(
-            [sys.executable, "-m", "shipper.cli", "run", "--once", "--config", str(config)],
+            [sys.executable, "-m", "shipper.cli.main", "run", "--once", "--config", str(config)],
             capture_output=True,
             text=True,
             env=env,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from shipper.model import AuditEvent
-from shipper.windows import Cursor
+from shipper.model.event import AuditEvent
+from shipper.pipeline.windows import Cursor
 
 LOOKBACK = 600
 

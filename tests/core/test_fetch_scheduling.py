@@ -12,18 +12,18 @@ from typing import Any
 import orjson
 import pytest
 
-from shipper import app
-from shipper.config import SourceSettings, load_config
-from shipper.delivery import SinkWorker
+from shipper.config.settings import SourceSettings, load_config
 from shipper.emulator import Emulator, generate_events
 from shipper.emulator.stats import Stats
 from shipper.errors import ExitCode
-from shipper.model import AuditEvent
-from shipper.pipeline import Pipeline
-from shipper.sink import SinkContext
-from shipper.state import CursorStore
-from shipper.windows import Cursor, Found
-from sinks.file import FileSettings, FileSink
+from shipper.model.event import AuditEvent
+from shipper.pipeline.cursor_store import CursorStore
+from shipper.pipeline.cycle import Pipeline
+from shipper.pipeline.delivery import SinkWorker
+from shipper.pipeline.sink import SinkContext
+from shipper.pipeline.windows import Cursor, Found
+from shipper.runtime import app
+from sinks.file.sink import FileSettings, FileSink
 from tests.conftest import KEY, T0, config_text, write_config
 
 

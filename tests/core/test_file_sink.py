@@ -10,13 +10,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-import sinks.file as file_sink
-from shipper import signals
+import sinks.file.sink as file_sink
 from shipper.errors import SinkRetryableError
-from shipper.model import AuditEvent
-from shipper.sink import SinkContext
-from sinks.file import FileSettings, plugin, repair_torn_tail
-from tests.contract.events import api_event, events
+from shipper.model.event import AuditEvent
+from shipper.pipeline.sink import SinkContext
+from shipper.runtime import signals
+from shipper.testing.contract.events import api_event, events
+from sinks.file.sink import FileSettings, plugin, repair_torn_tail
 
 
 def make(tmp_path: Path, path: str, fmt: str = "raw"):

@@ -16,12 +16,12 @@ import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from shipper import app
-from shipper.config import SourceSettings, load_config
+from shipper.config.settings import SourceSettings, load_config
 from shipper.emulator import Emulator, generate_events, is_tenant_scoped
 from shipper.emulator.events import Event
 from shipper.errors import ExitCode, SourceRefusedError
-from shipper.source import AuditLogClient
+from shipper.runtime import app
+from shipper.source.audit_log.client import AuditLogClient
 from tests.conftest import KEY, T0, config_text, write_config
 
 FILTERS = ("project_ids", "event_types", "actor_ids", "actor_emails", "resource_ids")

@@ -13,15 +13,15 @@ import httpx
 import orjson
 import pytest
 
-from shipper import app
-from shipper.config import load_config
+from shipper.config.settings import load_config
 from shipper.emulator import Emulator, generate_events
 from shipper.errors import ExitCode, SinkRetryableError, SourceUnavailableError
-from sinks.http_common import make_client, policy_of, send_with_retries
-from sinks.webhook import WebhookSettings
+from shipper.http.sink_client import make_client, policy_of, send_with_retries
+from shipper.runtime import app
+from shipper.testing.receivers.base import Receiver, Reply
+from shipper.testing.receivers.slow_peer import SlowPeer
+from sinks.webhook.sink import WebhookSettings
 from tests.conftest import KEY, T0, config_text, write_config
-from tests.receivers.base import Receiver, Reply
-from tests.receivers.slow_peer import SlowPeer
 
 # Each byte comes well within the per-read timeout: only a total deadline can end the request.
 TRICKLE = 'request_timeout = "5s"\nrequest_deadline = "3s"\nretry_max_attempts = 2\n'
@@ -208,7 +208,7 @@ def test_gzip_answers_within_the_cap_are_read_whole() -> None:
 
 def test_every_http_transport_goes_through_the_guarded_backend() -> None:
     """The deadline rests on swapping httpcore's network backend; a new httpx that moved it fails here."""
-    from shipper.http_guard import GuardedBackend, guarded_transport
+    from shipper.http.guard import GuardedBackend, guarded_transport
 
     transport = guarded_transport()
     assert isinstance(transport._pool._network_backend, GuardedBackend)

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from shipper.inflight import InFlightLimit
+from shipper.source.inflight import InFlightLimit
 
 
 def test_a_round_of_refusals_halves_the_window_once() -> None:

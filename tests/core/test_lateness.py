@@ -8,16 +8,16 @@ from pathlib import Path
 import orjson
 from structlog.testing import capture_logs
 
-from shipper import app
-from shipper.config import load_config
-from shipper.delivery import SinkWorker, Window
+from shipper.config.settings import load_config
 from shipper.emulator import Emulator, generate_events
-from shipper.metrics import Metrics
-from shipper.model import AuditEvent
-from shipper.sink import SinkContext
-from shipper.state import CursorStore
-from shipper.windows import Cursor
-from sinks.file import FileSettings, FileSink
+from shipper.model.event import AuditEvent
+from shipper.pipeline.cursor_store import CursorStore
+from shipper.pipeline.delivery import SinkWorker, Window
+from shipper.pipeline.sink import SinkContext
+from shipper.pipeline.windows import Cursor
+from shipper.runtime import app
+from shipper.runtime.metrics import Metrics
+from sinks.file.sink import FileSettings, FileSink
 from tests.conftest import KEY, T0, config_text, write_config
 
 LOOKBACK = 600

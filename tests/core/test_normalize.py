@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shipper.model import AuditEvent, normalize
+from shipper.model.event import AuditEvent, normalize
 
 SESSION = {
     "id": "audit_log-1",

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import orjson
 
-from shipper import app
-from shipper.config import load_config
+from shipper.config.settings import load_config
 from shipper.emulator import Emulator
 from shipper.errors import ExitCode
-from shipper.state import CursorStore
-from shipper.windows import Cursor
+from shipper.pipeline.cursor_store import CursorStore
+from shipper.pipeline.windows import Cursor
+from shipper.runtime import app
 from tests.conftest import T0, config_text, write_config
 
 

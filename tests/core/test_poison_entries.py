@@ -14,17 +14,18 @@ import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from shipper import app, quarantine
-from shipper.cli import main
-from shipper.config import Config, SourceSettings, load_config
+from shipper.cli.main import main
+from shipper.config.settings import Config, SourceSettings, load_config
 from shipper.emulator import Emulator, generate_events
 from shipper.errors import ExitCode, SourceUnavailableError
-from shipper.metrics import Metrics
-from shipper.quarantine import Listed, Quarantine
-from shipper.source import MAX_BARREN_PAGES, AuditLogClient
-from shipper.source_parse import Defect
+from shipper.runtime import app
+from shipper.runtime.metrics import Metrics
+from shipper.source import quarantine
+from shipper.source.audit_log.client import MAX_BARREN_PAGES, AuditLogClient
+from shipper.source.audit_log.parse import Defect
+from shipper.source.quarantine import Listed, Quarantine
+from shipper.testing.receivers.base import Receiver, Recorded, Reply
 from tests.conftest import KEY, config_text, write_config
-from tests.receivers.base import Receiver, Recorded, Reply
 from tests.receivers.handmade_api import HandmadeApi
 
 NOW = int(time.time())  # a cycle runs up to the real clock

@@ -10,11 +10,11 @@ import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from shipper.config import SourceSettings
+from shipper.config.settings import SourceSettings
 from shipper.emulator import Emulator, Fault, is_tenant_scoped
 from shipper.errors import SourceRefusedError, SourceUnavailableError
-from shipper.source import AuditLogClient
-from shipper.windows import WindowOverflowError
+from shipper.pipeline.windows import WindowOverflowError
+from shipper.source.audit_log.client import AuditLogClient
 from tests.conftest import KEY, T0
 
 _open: list[AuditLogClient] = []
@@ -158,7 +158,7 @@ def test_a_429_lowers_the_requests_in_flight_and_clean_answers_restore_them(
     emulator: Emulator,
 ) -> None:
     """The operator sees the narrowing (a warning and the gauge) and its end (an info line)."""
-    from shipper.metrics import Metrics
+    from shipper.runtime.metrics import Metrics
 
     metrics = Metrics()
     settings = SourceSettings(base_url=emulator.base_url, concurrency=4, retry_max_attempts=4)

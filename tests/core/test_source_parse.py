@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shipper.errors import RetryableResponseError
-from shipper.source_parse import Defect, error_message, parse_entry, parse_page
+from shipper.source.audit_log.parse import Defect, error_message, parse_entry, parse_page
 
 GOOD = {
     "object": "list",

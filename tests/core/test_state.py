@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from shipper.errors import LockHeldError
-from shipper.fsutil import atomic_write
-from shipper.state import CursorStore, StateCorruptError, StateLock
-from shipper.windows import Cursor
+from shipper.pipeline.cursor_store import CursorStore, StateCorruptError, StateLock
+from shipper.pipeline.windows import Cursor
+from shipper.runtime.durable_files import atomic_write
 
 
 def test_cursor_round_trip_and_private_mode(tmp_path: Path) -> None:
@@ -46,7 +46,7 @@ def test_second_lock_on_the_same_directory_fails_clearly(tmp_path: Path) -> None
     """A second process cannot take the lock while the first holds it; the message names the pid."""
     with StateLock(tmp_path):
         code = (
-            "import sys; from pathlib import Path; from shipper.state import StateLock\n"
+            "import sys; from pathlib import Path; from shipper.pipeline.cursor_store import StateLock\n"
             "from shipper.errors import LockHeldError\n"
             f"try:\n    StateLock(Path({str(tmp_path)!r})).acquire()\n"
             "except LockHeldError as e:\n    print(e); sys.exit(6)\n"
@@ -65,7 +65,7 @@ def test_lock_is_released_when_the_holder_is_killed(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            f"from pathlib import Path; from shipper.state import StateLock; import sys, time\n"
+            f"from pathlib import Path; from shipper.pipeline.cursor_store import StateLock; import sys, time\n"
             f"StateLock(Path({str(tmp_path)!r})).acquire(); print('locked', flush=True); time.sleep(60)",
         ],
         stdout=subprocess.PIPE,

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from shipper import stopping
 from shipper.errors import ExitCode, Interrupted
+from shipper.runtime import stopping
 
 
 def test_a_pause_ends_with_interrupted_as_soon_as_stop_is_requested() -> None:
@@ -46,7 +46,7 @@ def test_a_process_still_busy_after_the_grace_period_exits_hard_with_130() -> No
     script = textwrap.dedent(
         """
         import threading, time
-        from shipper import stopping
+        from shipper.runtime import stopping
         stop = threading.Event()
         with stopping.watching(stop, grace=1.0, drain=0.2):
             stop.set()

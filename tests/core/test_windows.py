@@ -7,8 +7,8 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shipper.model import AuditEvent
-from shipper.windows import Cursor, WindowPlanner
+from shipper.model.event import AuditEvent
+from shipper.pipeline.windows import Cursor, WindowPlanner
 
 
 def ev(i: int, t: int) -> AuditEvent:

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml  # type: ignore[import-untyped]
 
-from shipper.config import Config, load_config, sink_plugins
+from shipper.config.settings import Config, load_config, sink_plugins
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -695,7 +695,7 @@ def test_example_commented_sink_block_is_valid(kind: str, tmp_path: Path) -> Non
 
 def test_the_stop_grace_period_ends_before_every_deploy_files_kill_deadline() -> None:
     """shipper exits by itself after a stop well before systemd or Kubernetes would SIGKILL it."""
-    from shipper.app import STOP_GRACE
+    from shipper.runtime.app import STOP_GRACE
 
     for name in SERVICES:
         assert float(last(unit(name), "Service", "TimeoutStopSec")) > STOP_GRACE, name

@@ -11,12 +11,12 @@ from pathlib import Path
 import orjson
 
 from shipper.emulator import Emulator, generate_events
-from shipper.state import CursorStore
+from shipper.pipeline.cursor_store import CursorStore
+from shipper.testing.receivers.elasticsearch import FakeElasticsearch
+from shipper.testing.receivers.rsyslog import Rsyslog, rsyslogd_path
+from shipper.testing.receivers.splunk_hec import FakeHec, Token
+from shipper.testing.receivers.webhook import FakeWebhook
 from tests.conftest import KEY, KEY_ENV, T0, config_text, write_config
-from tests.receivers.fake_elasticsearch import FakeElasticsearch
-from tests.receivers.hec import FakeHec, Token
-from tests.receivers.webhook import FakeWebhook
-from tests.sinks.rsyslog import Rsyslog, rsyslogd_path
 
 HEC_TOKEN = "e2e-hec-token-0123456789"
 
@@ -38,7 +38,7 @@ def sinks_toml(
 
 def run_once(config: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shipper.cli", "run", "--once", "--config", str(config)],
+        [sys.executable, "-m", "shipper.cli.main", "run", "--once", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=180,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import orjson
 
-from shipper import app
-from shipper.config import load_config
+from shipper.config.settings import load_config
 from shipper.emulator import Emulator, generate_events
+from shipper.runtime import app
 from tests.conftest import KEY, T0, config_text, write_config
 
 

@@ -7,14 +7,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from shipper import app
-from shipper.cli import main
-from shipper.config import load_config
+from shipper.cli.main import main
+from shipper.config.settings import load_config
 from shipper.emulator import Emulator, generate_events
 from shipper.errors import ExitCode
-from shipper.state import StateLock
+from shipper.pipeline.cursor_store import StateLock
+from shipper.runtime import app
+from shipper.testing.receivers.elasticsearch import FakeElasticsearch
 from tests.conftest import KEY, T0, config_text, write_config
-from tests.receivers.fake_elasticsearch import FakeElasticsearch
 
 
 @pytest.fixture

@@ -15,14 +15,14 @@ import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from shipper import app
-from shipper.config import SourceSettings, load_config
+from shipper.config.settings import SourceSettings, load_config
 from shipper.emulator import Emulator, generate_events
 from shipper.errors import ExitCode
-from shipper.metrics import Metrics
-from shipper.source import AuditLogClient
+from shipper.runtime import app
+from shipper.runtime.metrics import Metrics
+from shipper.source.audit_log.client import AuditLogClient
+from shipper.testing.receivers.base import Receiver, Recorded, Reply
 from tests.conftest import KEY, T0, config_text, write_config
-from tests.receivers.base import Receiver, Recorded, Reply
 
 DEEP = b'{"x":' * 1000 + b"1" + b"}" * 1000
 ENTRY_1000_DEEP = (

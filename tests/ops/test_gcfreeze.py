@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # `shipper run`, then how many objects the process holds frozen.
 RUN_THEN_COUNT_FROZEN = """
 import gc, sys
-from shipper.cli import main
+from shipper.cli.main import main
 code = main(sys.argv[1:])
 print(gc.get_freeze_count())
 sys.exit(code)

@@ -10,10 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-from shipper.cli import main
-from shipper.config import load_config
+from shipper.cli.main import main
+from shipper.config.settings import load_config
+from shipper.config.starter import starter_config
 from shipper.emulator import Emulator, generate_events
-from shipper.init import starter_config
 from tests.conftest import KEY, KEY_ENV, T0, config_text, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +39,7 @@ def run_on_terminal(config: Path, timeout: float = 60.0) -> str:
     """Run `shipper run --once` with stderr on a pseudo-terminal; return what it drew there."""
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shipper.cli", "run", "--once", "--config", str(config)],
+        [sys.executable, "-m", "shipper.cli.main", "run", "--once", "--config", str(config)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=slave,

@@ -11,13 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
-from shipper import app
-from shipper.config import load_config
+from shipper.config.settings import load_config
 from shipper.emulator import Emulator, generate_events
-from shipper.metrics import HealthServer, Metrics
-from shipper.model import AuditEvent
-from shipper.sink import Rejection
-from sinks.file import FileSink
+from shipper.model.event import AuditEvent
+from shipper.pipeline.sink import Rejection
+from shipper.runtime import app
+from shipper.runtime.metrics import HealthServer, Metrics
+from sinks.file.sink import FileSink
 from tests.conftest import KEY, T0, config_text, write_config
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import orjson
 from structlog.testing import capture_logs
 
-from shipper import app
-from shipper.config import load_config
+from shipper.cli.status import collect
+from shipper.config.settings import load_config
 from shipper.emulator import Emulator, generate_events
 from shipper.errors import ExitCode
-from shipper.status import collect
+from shipper.runtime import app
 from tests.conftest import KEY, config_text, write_config
 
 HOUR = 3600

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from shipper import malloc
+from shipper.runtime import malloc
 
 ROOT = Path(__file__).resolve().parents[2]
 
 # Starts eight threads that allocate, then counts the heaps (arenas) glibc reports.
 COUNT_ARENAS = """
 import ctypes, os, sys, tempfile, threading
-from shipper.malloc import limit_arenas
+from shipper.runtime.malloc import limit_arenas
 if sys.argv[1] == "capped":
     assert limit_arenas()
 # All eight alive at once: an arena freed by a thread that already ended would be reused.

@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import orjson
 
-from shipper import app
-from shipper.config import load_config
+from shipper.config.settings import load_config
 from shipper.emulator import Emulator, generate_events
 from shipper.errors import ExitCode
-from shipper.metrics import HealthServer, Metrics
+from shipper.runtime import app
+from shipper.runtime.metrics import HealthServer, Metrics
 from tests.conftest import KEY, KEY_ENV, T0, config_text, follow_mode, write_config
 
 
@@ -183,9 +183,9 @@ def test_api_latency_and_retry_causes_are_measured(emulator: Emulator) -> None:
     """Every API request lands in the latency histogram; retries are counted by their cause."""
     from pydantic import SecretStr
 
-    from shipper.config import SourceSettings
+    from shipper.config.settings import SourceSettings
     from shipper.emulator import Fault
-    from shipper.source import AuditLogClient
+    from shipper.source.audit_log.client import AuditLogClient
 
     metrics = Metrics()
     emulator.inject(Fault(kind="timeout", delay=1.5))

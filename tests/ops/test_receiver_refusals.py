@@ -10,16 +10,16 @@ from typing import Any
 import orjson
 import pytest
 
-from shipper import app
-from shipper.config import load_config
+from shipper.config.settings import load_config
 from shipper.emulator import Emulator, generate_events
 from shipper.errors import ExitCode
-from sinks.http_isolate import in_a_row_limit
+from shipper.http.isolate import in_a_row_limit
+from shipper.runtime import app
+from shipper.testing.receivers.base import Recorded, Reply
+from shipper.testing.receivers.elasticsearch import FakeElasticsearch
+from shipper.testing.receivers.splunk_hec import FakeHec, Token
+from shipper.testing.receivers.webhook import FakeWebhook
 from tests.conftest import KEY, T0, config_text, write_config
-from tests.receivers.base import Recorded, Reply
-from tests.receivers.fake_elasticsearch import FakeElasticsearch
-from tests.receivers.hec import FakeHec, Token
-from tests.receivers.webhook import FakeWebhook
 
 FAST = 'retry_max_attempts = 1\nretry_max_time = "5s"\n'
 HEC_TOKEN = "refusals-hec-token-0123"

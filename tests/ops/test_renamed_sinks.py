@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from shipper.emulator import Emulator
-from shipper.state import CursorStore, StateLock
+from shipper.pipeline.cursor_store import CursorStore, StateLock
 from tests.conftest import config_text, write_config
 from tests.core.test_cli import shipper
 

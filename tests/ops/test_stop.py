@@ -15,14 +15,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from shipper import app
-from shipper.config import load_config
+from shipper.config.settings import load_config
 from shipper.emulator import Emulator, Fault, generate_events
 from shipper.errors import ExitCode
-from shipper.state import CursorStore
+from shipper.pipeline.cursor_store import CursorStore
+from shipper.runtime import app
+from shipper.testing.receivers.base import Receiver, Reply
+from shipper.testing.receivers.slow_peer import SlowPeer
 from tests.conftest import KEY, KEY_ENV, T0, config_text, write_config
-from tests.receivers.base import Receiver, Reply
-from tests.receivers.slow_peer import SlowPeer
 
 
 def ids_in(path: Path) -> list[str]:
@@ -37,7 +37,7 @@ class Process:
     def __init__(self, config: Path) -> None:
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "shipper.cli", "run", "--config", str(config)],
+            [sys.executable, "-m", "shipper.cli.main", "run", "--config", str(config)],
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,

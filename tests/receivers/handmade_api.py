@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 
-from tests.receivers.base import Recorded, Reply
+from shipper.testing.receivers.base import Recorded, Reply
 
 Entry = tuple[int, bytes]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shipper.model import AuditEvent
+from shipper.model.event import AuditEvent
 
 ORG = "acme-prod"
 T = 1720804190

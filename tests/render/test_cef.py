@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shipper.model import AuditEvent
+from shipper.model.event import AuditEvent
 from shipper.render import renderer
 from shipper.render.cef import render_cef
 from tests.render import samples

@@ -14,11 +14,11 @@ from typing import Any
 import orjson
 import pytest
 
+from docgen.mapping_reference import cim_fields, splunk_lookup_csv
 from shipper.emulator import generate_events
-from shipper.mapping import mapping_for, table
-from shipper.model import AuditEvent, normalize
-from shipper.render.docs import cim_fields, splunk_lookup_csv
+from shipper.model.event import AuditEvent, normalize
 from shipper.render.ecs import render_ecs
+from shipper.render.mapping import mapping_for, table
 from tests.render import ecs_validator, samples
 
 ROOT = Path(__file__).resolve().parents[2]

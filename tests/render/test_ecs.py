@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from shipper.model import AuditEvent
+from shipper.model.event import AuditEvent
 from shipper.render import document_renderer, renderer
 from shipper.render.ecs import render_ecs
 from tests.render import ecs_validator, samples

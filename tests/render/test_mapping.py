@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from shipper.mapping import MappingTableError, PayloadPath, mapping_for, parse_table, table
-from shipper.mapping import table_document as document
+from shipper.render.mapping import MappingTableError, PayloadPath, mapping_for, parse_table, table
+from shipper.render.mapping import table_document as document
 from tests.render import ecs_validator, ocsf_validator
 from tests.render.schemas import EVENT_TYPES, require
 
@@ -149,7 +149,7 @@ def test_a_malformed_row_is_named(change: dict[str, Any], message: str) -> None:
 
 
 def test_docs_lists_every_row_and_the_default(capsys: pytest.CaptureFixture[str]) -> None:
-    """`python -m shipper.render.docs` prints one table row per type, the default and samples."""
+    """`python -m docgen.mapping_reference` prints one table row per type, the default and samples."""
     from shipper.render import docs
 
     assert docs.main([]) == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from shipper.model import AuditEvent
+from shipper.model.event import AuditEvent
 from shipper.render import renderer
 from shipper.render.ocsf import render_ocsf
 from tests.render import ocsf_validator, samples

@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shipper.emulator import generate_events
-from shipper.mapping import table
-from shipper.model import AuditEvent
+from shipper.model.event import AuditEvent
 from shipper.render import renderer
 from shipper.render.cef import render_cef
 from shipper.render.ecs import render_ecs
+from shipper.render.mapping import table
 from shipper.render.ocsf import render_ocsf
 from tests.render import ecs_validator, ocsf_validator
 from tests.render.cef_parser import parse

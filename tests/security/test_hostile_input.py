@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from shipper.config import SourceSettings, load_config, parse_config
+from shipper.config.settings import SourceSettings, load_config, parse_config
 from shipper.emulator import generate_events
 from shipper.errors import ConfigError, SourceUnavailableError
-from shipper.model import AuditEvent, normalize
+from shipper.model.event import AuditEvent, normalize
 from shipper.render import JSON_FORMATS, renderer
-from shipper.source import AuditLogClient
+from shipper.source.audit_log.client import AuditLogClient
 
 VALID = {
     "source": {"base_url": "http://127.0.0.1:1/v1"},

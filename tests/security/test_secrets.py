@@ -11,13 +11,13 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
-from shipper.config import load_config
+from shipper.config.settings import load_config
 from shipper.emulator import Emulator, generate_events
+from shipper.testing.receivers.base import Receiver, Recorded, Reply
+from shipper.testing.receivers.elasticsearch import FakeElasticsearch
+from shipper.testing.receivers.splunk_hec import FakeHec, Token
+from shipper.testing.receivers.webhook import FakeWebhook, echo
 from tests.conftest import T0, config_text, write_config
-from tests.receivers.base import Receiver, Recorded, Reply
-from tests.receivers.fake_elasticsearch import FakeElasticsearch
-from tests.receivers.hec import FakeHec, Token
-from tests.receivers.webhook import FakeWebhook, echo
 
 ADMIN_KEY = "sk-admin-PLANTED-ADMIN-7f3a9c2e1d"
 WRONG_ADMIN_KEY = "sk-admin-PLANTED-WRONG-0b1c2d3e4f"
@@ -48,7 +48,7 @@ def shipper(*args: str, key: str = ADMIN_KEY, env: dict[str, str] | None = None)
         **(env or {}),
     }
     result = subprocess.run(
-        [sys.executable, "-m", "shipper.cli", *args],
+        [sys.executable, "-m", "shipper.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=120,

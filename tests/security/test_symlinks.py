@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from shipper import deadletter
 from shipper.emulator import Emulator
 from shipper.errors import SinkRetryableError
-from shipper.fsutil import SymlinkRefusedError, atomic_write
-from shipper.model import AuditEvent
-from shipper.sink import Rejection, SinkContext
-from shipper.state import CursorStore, StateLock
-from shipper.windows import Cursor
-from sinks.file import FileSettings, plugin
+from shipper.model.event import AuditEvent
+from shipper.pipeline import deadletter
+from shipper.pipeline.cursor_store import CursorStore, StateLock
+from shipper.pipeline.sink import Rejection, SinkContext
+from shipper.pipeline.windows import Cursor
+from shipper.runtime.durable_files import SymlinkRefusedError, atomic_write
+from shipper.testing.contract.events import api_event, events
+from sinks.file.sink import FileSettings, plugin
 from tests.conftest import KEY, KEY_ENV, config_text, write_config
-from tests.contract.events import api_event, events
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def test_atomic_write_refuses_a_symlinked_target(tmp_path: Path) -> None:
 
 def run_once(config: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shipper.cli", "run", "--once", "--config", str(config)],
+        [sys.executable, "-m", "shipper.cli.main", "run", "--once", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=120,

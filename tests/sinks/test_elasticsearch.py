@@ -16,16 +16,16 @@ from pydantic import ValidationError
 from structlog.testing import capture_logs
 
 from shipper.errors import SinkFatalError, SinkRetryableError
-from shipper.model import AuditEvent, normalize
+from shipper.http.isolate import in_a_row_limit
+from shipper.model.event import AuditEvent, normalize
+from shipper.pipeline.sink import Sink, SinkContext
 from shipper.render import document_renderer
-from shipper.sink import Sink, SinkContext
-from sinks.elasticsearch import MAX_REFUSALS, ElasticsearchSink, plugin
-from sinks.elasticsearch_bulk import bulk_body, encode_entry
-from sinks.elasticsearch_settings import ElasticsearchSettings
-from sinks.http_isolate import in_a_row_limit
-from tests.contract.events import HOSTILE, api_event, events
-from tests.receivers.base import Reply
-from tests.receivers.fake_elasticsearch import DEFAULT_INDEX, FakeElasticsearch, es_error
+from shipper.testing.contract.events import HOSTILE, api_event, events
+from shipper.testing.receivers.base import Reply
+from shipper.testing.receivers.elasticsearch import DEFAULT_INDEX, FakeElasticsearch, es_error
+from sinks.elasticsearch.bulk import bulk_body, encode_entry
+from sinks.elasticsearch.settings import ElasticsearchSettings
+from sinks.elasticsearch.sink import MAX_REFUSALS, ElasticsearchSink, plugin
 
 API_KEY = "VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw=="
 PASSWORD = "correct-horse-battery-staple"

@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 import pytest
 
 from shipper.errors import SinkRetryableError
-from sinks.http_common import ReceiverFailedError
-from sinks.http_isolate import Evidence, Refused, deliver_isolating, in_a_row_limit
+from shipper.http.isolate import Evidence, Refused, deliver_isolating, in_a_row_limit
+from shipper.http.sink_client import ReceiverFailedError
 
 
 class Receiver:

@@ -14,10 +14,10 @@ from structlog.testing import capture_logs
 
 from shipper.emulator.events import HOSTILE_STRINGS
 from shipper.errors import SinkFatalError, SinkRetryableError
-from shipper.model import AuditEvent, normalize
-from sinks.splunk_hec import SplunkHecSettings, SplunkHecSink, plugin
-from tests.receivers.base import Reply
-from tests.receivers.hec import FakeHec, Token
+from shipper.model.event import AuditEvent, normalize
+from shipper.testing.receivers.base import Reply
+from shipper.testing.receivers.splunk_hec import FakeHec, Token
+from sinks.splunk_hec.sink import SplunkHecSettings, SplunkHecSink, plugin
 
 TOKEN = "good-token-0123"
 ACK_TOKEN = "ack-token-4567"

@@ -10,10 +10,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from shipper.errors import SinkFatalError
-from shipper.model import AuditEvent
-from sinks.splunk_hec import SplunkHecSettings, SplunkHecSink
-from tests.receivers.base import Reply
-from tests.receivers.hec import ACK_PATH, FakeHec, Token
+from shipper.model.event import AuditEvent
+from shipper.testing.receivers.base import Reply
+from shipper.testing.receivers.splunk_hec import ACK_PATH, FakeHec, Token
+from sinks.splunk_hec.sink import SplunkHecSettings, SplunkHecSink
 
 PLAIN_TOKEN = "plain-token-0123"
 ACK_TOKEN = "ack-token-4567"

@@ -12,10 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from shipper.config import parse_config
-from shipper.model import AuditEvent, normalize
-from sinks.syslog import SyslogSinkSettings, plugin
-from sinks.syslog_format import (
+from shipper.config.settings import parse_config
+from shipper.model.event import AuditEvent, normalize
+from sinks.syslog.format import (
     BOM,
     Header,
     datagram,
@@ -27,6 +26,7 @@ from sinks.syslog_format import (
     sd_param_value,
     structured_data,
 )
+from sinks.syslog.sink import SyslogSinkSettings, plugin
 
 HOSTILE_PIECES = ["\n", "\r\n", "\x00", "]", '"', "\\", "|", "=", "\t", "\x1b[31m", "😀", "\u2028"]
 hostile_text = st.one_of(

@@ -24,8 +24,8 @@ import pytest
 import trustme
 
 from shipper.errors import SinkRetryableError
-from shipper.model import AuditEvent
-from sinks.syslog import SyslogSink, SyslogSinkSettings, unacked_bytes
+from shipper.model.event import AuditEvent
+from sinks.syslog.sink import SyslogSink, SyslogSinkSettings, unacked_bytes
 
 Behaviour = Literal["read", "stall", "close"]
 DEADLINE = 10.0

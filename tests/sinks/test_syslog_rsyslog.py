@@ -18,11 +18,11 @@ import pytest
 import trustme
 
 from shipper.errors import SinkFatalError, SinkRetryableError
-from shipper.model import AuditEvent, normalize
-from shipper.sink import Sink, SinkContext
-from sinks.syslog import SyslogSink, SyslogSinkSettings, plugin, unacked_bytes
-from sinks.syslog_format import BOM, header_field
-from tests.sinks.rsyslog import Record, Rsyslog, TlsFiles, rsyslogd_path
+from shipper.model.event import AuditEvent, normalize
+from shipper.pipeline.sink import Sink, SinkContext
+from shipper.testing.receivers.rsyslog import Record, Rsyslog, TlsFiles, rsyslogd_path
+from sinks.syslog.format import BOM, header_field
+from sinks.syslog.sink import SyslogSink, SyslogSinkSettings, plugin, unacked_bytes
 
 HOST = "shipper-host.example"
 # Recent, whole seconds: RFC 3164 has no year, so rsyslog guesses the current one.

@@ -15,11 +15,11 @@ from structlog.testing import capture_logs
 
 from shipper.emulator.events import HOSTILE_STRINGS
 from shipper.errors import SinkFatalError, SinkRetryableError
-from shipper.model import AuditEvent, normalize
-from sinks.webhook import WebhookSettings, WebhookSink, plugin
-from sinks.webhook_signing import message_id, signature
-from tests.receivers.base import Reply
-from tests.receivers.webhook import FakeWebhook, _verify
+from shipper.model.event import AuditEvent, normalize
+from shipper.testing.receivers.base import Reply
+from shipper.testing.receivers.webhook import FakeWebhook, _verify
+from sinks.webhook.signing import message_id, signature
+from sinks.webhook.sink import WebhookSettings, WebhookSink, plugin
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 TOKEN = "bearer-token-9f8e7d6c5b4a"

@@ -1,0 +1,1 @@
+"""The `shipper` command and its subcommands."""

@@ -1,0 +1,58 @@
+"""`shipper check`: validate the config, then probe the API and every sink; print a verdict table."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from shipper.config.settings import Config, SourceSettings, load_config
+from shipper.errors import ExitCode, ShipperError
+from shipper.runtime.app import admin_key_client, create_sink
+from shipper.secrets import redact
+
+
+def _probe_api(source: SourceSettings) -> str:
+    settings = source.model_copy(update={"retry_max_attempts": 2, "retry_max_time": 10.0})
+    client = admin_key_client(settings)
+    try:
+        now = int(time.time())
+        page = client.page([("effective_at[gte]", str(now - 3600)), ("limit", "1")])
+    finally:
+        client.close()
+    return f"reachable, key accepted ({len(page.events)} event(s) in the last hour on page 1)"
+
+
+def _probe_sink(config: Config, index: int) -> str:
+    sink = create_sink(config, config.sinks[index])
+    try:
+        sink.open()
+        return sink.probe()
+    finally:
+        sink.close()
+
+
+def _verdict(component: str, probe: Callable[[], str]) -> tuple[str, bool, str, ExitCode]:
+    try:
+        return (component, True, probe(), ExitCode.OK)
+    except ShipperError as exc:
+        return (component, False, redact(str(exc)), exc.exit_code)
+    except OSError as exc:
+        return (component, False, redact(f"{type(exc).__name__}: {exc}"), ExitCode.SINK_FAILED)
+
+
+def run_checks(config_path: Path) -> int:
+    config = load_config(config_path)
+    rows = [("config", True, f"{config_path} is valid", ExitCode.OK)]
+    for source in config.all_sources:
+        rows.append(_verdict(f"source {source.name}", partial(_probe_api, source)))
+    for index, settings in enumerate(config.sinks):
+        rows.append(
+            _verdict(f"sink {settings.name} ({settings.type})", partial(_probe_sink, config, index))
+        )
+    width = max(len(r[0]) for r in rows)
+    for component, ok, detail, _ in rows:
+        print(f"{component:<{width}}  {'OK  ' if ok else 'FAIL'}  {detail}")
+    codes = [code for *_, code in rows if code != ExitCode.OK]
+    return int(min(codes)) if codes else 0

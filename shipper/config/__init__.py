@@ -1,0 +1,1 @@
+"""The configuration file: settings models, validation, durations, secrets in config, the starter file."""

@@ -1,0 +1,1 @@
+"""The event model: an audit-log event as received and its normalized reading."""

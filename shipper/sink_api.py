@@ -1,0 +1,94 @@
+"""The sink author's API: everything a sink may import from shipper, and nothing else.
+
+A sink (the built-in ones in `sinks/`, or a third party's package) imports only this module; the
+test `tests/test_layering.py` reads every sink's imports from its syntax tree and fails on any
+other `shipper` module, and `tests/test_public_api.py` pins `__all__`, so what is listed here is
+a promise: a name leaves only with a deprecation. The contract itself is documented in
+`shipper.pipeline.sink`; the contract suite a sink must pass ships as `shipper.testing`.
+"""
+
+from __future__ import annotations
+
+from shipper.config.durations import Duration
+from shipper.errors import SinkFatalError, SinkRetryableError
+from shipper.http.isolate import Evidence, Item, Refused, deliver_in_batches
+from shipper.http.sink_client import (
+    RETRYABLE_STATUSES,
+    HttpSinkSettings,
+    ReceiverFailedError,
+    auth_headers,
+    describe,
+    encode_body,
+    make_client,
+    policy_of,
+    send_with_retries,
+)
+from shipper.model.event import AuditEvent, JsonDict, outcome_of
+from shipper.pipeline.sink import (
+    Progress,
+    Rejection,
+    Sink,
+    SinkContext,
+    SinkPlugin,
+    SinkSettings,
+    batches,
+)
+from shipper.render import (
+    JSON_FORMATS,
+    DocumentRenderer,
+    Renderer,
+    document_renderer,
+    renderer,
+)
+from shipper.retry import RetryPolicy, retrying
+from shipper.runtime.durable_files import open_append, write_all
+from shipper.runtime.signals import reopen_generation
+from shipper.runtime.stopping import pause
+from shipper.secrets import SecretUnavailableError, read_secret, redact, remember
+from shipper.tls import TlsSettings, client_context
+
+__all__ = [
+    "JSON_FORMATS",
+    "RETRYABLE_STATUSES",
+    "AuditEvent",
+    "DocumentRenderer",
+    "Duration",
+    "Evidence",
+    "HttpSinkSettings",
+    "Item",
+    "JsonDict",
+    "Progress",
+    "ReceiverFailedError",
+    "Refused",
+    "Rejection",
+    "Renderer",
+    "RetryPolicy",
+    "SecretUnavailableError",
+    "Sink",
+    "SinkContext",
+    "SinkFatalError",
+    "SinkPlugin",
+    "SinkRetryableError",
+    "SinkSettings",
+    "TlsSettings",
+    "auth_headers",
+    "batches",
+    "client_context",
+    "deliver_in_batches",
+    "describe",
+    "document_renderer",
+    "encode_body",
+    "make_client",
+    "open_append",
+    "outcome_of",
+    "pause",
+    "policy_of",
+    "read_secret",
+    "redact",
+    "remember",
+    "renderer",
+    "reopen_generation",
+    "retrying",
+    "send_with_retries",
+    "write_all",
+]

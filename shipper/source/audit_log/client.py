@@ -1,0 +1,519 @@
+"""The audit-log API client: one page with retries, one closed time window completely.
+
+Correctness never depends on the API's sort order: a window `[start, end)` is paged with
+`after=<last_id>` until `has_more` is false, de-duplicated by id, and sorted (`assemble`).
+A window is read in two passes (ordinary and `tenant_only`), which a caller may run at once.
+An entry of a page that is not a readable event goes to the source's quarantine before the
+window is handed on (`shipper/quarantine.py`); the page's other events are kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import structlog
+from pydantic import SecretStr
+from tenacity import RetryCallState
+
+from shipper.config.settings import SourceSettings
+from shipper.errors import (
+    RetryableResponseError,
+    SourceError,
+    SourceRefusedError,
+    SourceUnavailableError,
+)
+from shipper.model.event import AuditEvent
+from shipper.pipeline.windows import Found, WindowOverflowError, assemble, overflow_error
+from shipper.retry import RetryPolicy, parse_retry_after, retrying
+from shipper.runtime import stopping
+from shipper.runtime.metrics import Metrics
+from shipper.secrets import redact
+from shipper.source.audit_log.event_types import split_by_scope, unknown_event_types
+from shipper.source.audit_log.http import Getter, HttpxGetter, TransportFailure
+from shipper.source.audit_log.parse import Page, error_message, parse_page
+from shipper.source.inflight import Answer, InFlightLimit
+from shipper.source.quarantine import Listed, Quarantine
+
+log = structlog.get_logger("shipper.source.audit_log.client")
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+PUSH_BACK = frozenset({429, 503})  # the API (or what is in front of it) asks for less load
+PATH = "/organization/audit_logs"
+MAX_PAGES_PER_WINDOW = 100_000
+# Pages in a row that add nothing new while `has_more` stays true: the API is paging in circles.
+MAX_BARREN_PAGES = 3
+
+# A request that costs the API next to nothing: a one-second window at the epoch, always empty.
+CLOCK_PROBE = (("effective_at[gte]", "0"), ("effective_at[lt]", "1"), ("limit", "1"))
+CLOCK_SKEW_WARNING = 10.0  # seconds; the Date header's own resolution is one
+
+Params = list[tuple[str, str]]
+
+
+def _refusal(status: int, api_message: str | None, settings: SourceSettings) -> str:
+    detail = f" The API said: {redact(api_message)}" if api_message else ""
+    where = f"file {settings.api_key_file}" if settings.api_key_file else f"${settings.api_key_env}"
+    if status == 401:
+        return f"HTTP 401: the admin key was rejected: it is wrong, revoked or not an admin key (from {where}).{detail}"
+    if status == 403:
+        return (
+            "HTTP 403: the key may not read the audit log: it lacks the audit-log permission "
+            "(api.audit_logs.read), or audit logging is not enabled for the organization "
+            f"(enable it in the Organization Settings, Data controls).{detail}"
+        )
+    if status == 404:
+        return f"HTTP 404: {settings.base_url}{PATH} does not exist: check source.base_url.{detail}"
+    return f"HTTP {status}: the API refused the request: check the [source] filters.{detail}"
+
+
+class AuditLogClient:
+    """Reads `GET /organization/audit_logs`; translates every failure into the shipper error tree."""
+
+    def __init__(
+        self,
+        settings: SourceSettings,
+        api_key: SecretStr,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], Any] = stopping.pause,
+        metrics: Metrics | None = None,
+        quarantine: Quarantine | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        # Where unreadable entries are kept (the app sets it; None: logged, not kept).
+        self.quarantine = quarantine
+        self._sleep = sleep
+        self._policy = RetryPolicy(
+            max_attempts=settings.retry_max_attempts, max_time=settings.retry_max_time
+        )
+        headers = {
+            "authorization": f"Bearer {api_key.get_secret_value()}",
+            "user-agent": "shipper/0.1",
+        }
+        base_url, timeout = settings.base_url.rstrip("/"), settings.request_timeout
+        observe = metrics.api_request_observer(settings.name) if metrics is not None else None
+        self._http: Getter = HttpxGetter(
+            base_url,
+            headers,
+            timeout,
+            connections=settings.concurrency + 2,  # a spare for a request being torn down
+            transport=transport,
+            observe=observe,
+            deadline=settings.request_deadline,
+            max_body=settings.max_response_bytes,
+        )
+        # `concurrency` bounds the requests in flight, whatever the number of passes waiting;
+        # fewer while the API pushes back.
+        self._in_flight = InFlightLimit(settings.concurrency)
+        if metrics is not None:
+            metrics.requests_allowed.labels(settings.name).set(settings.concurrency)
+        # A Retry-After holds back every fetch thread, not only the one that was told.
+        self._pause_lock = threading.Lock()
+        self._paused_until = 0.0
+        self.requests = 0
+        self.retries = 0
+        # The event-type filter split by scope: each pass may only ask for types of its own.
+        self._types = split_by_scope(settings.event_types)
+        # The API's clock minus the local one, from the latest answer's Date; and the latest
+        # Date parsed (pages come several a second, most with the same Date).
+        self._api_offset: float | None = None
+        self._last_date: tuple[str, float] = ("", 0.0)
+        self._tenant_refused = False
+        if unknown := unknown_event_types(settings.event_types):
+            log.warning(
+                "event_types_unknown",
+                source=settings.name,
+                unknown=unknown,
+                meaning="not in the event-type catalog (a typo, or a type newer than this "
+                "shipper); asked for anyway: tenant.* in the tenant_only pass, others in the "
+                "ordinary pass",
+            )
+
+    @property
+    def passes(self) -> tuple[bool, ...]:
+        """The `tenant_only` values of the passes that make a window complete.
+
+        A pass is made only when it has something to ask: with an event-type filter, the
+        ordinary pass only for ordinary types, the `tenant_only` pass only for tenant-scoped
+        ones (the API refuses either mix). The tenant pass is dropped once the API refused
+        `tenant_only` itself (see `fetch_pass`).
+        """
+        filtered = bool(self.settings.event_types)
+        ordinary, tenant = self._types
+        tenant_wanted = self.settings.include_tenant_events and not self._tenant_refused
+        return (
+            *((False,) if ordinary or not filtered else ()),
+            *((True,) if tenant_wanted and (tenant or not filtered) else ()),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _filters(self, tenant_only: bool = False) -> Params:
+        """The configured filters for one pass: only the event types of that pass's scope."""
+        s = self.settings
+        params: Params = []
+        for key, values in (
+            ("project_ids[]", s.project_ids),
+            ("event_types[]", self._types[1] if tenant_only else self._types[0]),
+            ("actor_ids[]", s.actor_ids),
+            ("actor_emails[]", s.actor_emails),
+            ("resource_ids[]", s.resource_ids),
+        ):
+            params.extend((key, v) for v in values)
+        return params
+
+    def _attempt(self, params: Params, organization: str | None = None) -> Page:
+        self._hold_back()
+        self.requests += 1
+        target = f"{PATH}?{urlencode(params)}"
+        ticket, status = self._in_flight.acquire(), 0
+        try:
+            response = self._http.get(target)
+            status = response.status
+        except TransportFailure as exc:
+            raise RetryableResponseError(redact(str(exc)) or "no detail", cause=exc.cause) from None
+        finally:
+            self._answered(ticket, status)
+        self._note_date(response.headers.get("date"))
+        request_id = response.headers.get("x-request-id")
+        if status in RETRYABLE_STATUSES:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            self._pause(retry_after)
+            raise RetryableResponseError(
+                f"HTTP {status}" + (f" (x-request-id {request_id})" if request_id else ""),
+                retry_after=retry_after,
+                cause=f"http_{status}",
+            )
+        if status != 200:
+            raise SourceRefusedError(
+                _refusal(status, error_message(response.body), self.settings),
+                status=status,
+                request_id=request_id,
+            )
+        try:
+            page = parse_page(response.body, organization)
+        except RetryableResponseError as exc:
+            raise RetryableResponseError(
+                f"{exc}" + (f" (x-request-id {request_id})" if request_id else "")
+            ) from None
+        return replace(page, request_id=request_id)
+
+    def _note_date(self, date: str | None) -> None:
+        """Record the API's clock from an answer's `Date`, as an offset from the local clock.
+
+        A Date is whole seconds, cut down: the offset errs towards an API clock that is behind,
+        the safe side for `api_clock_offset`'s caller, which must never read past it.
+        """
+        received = time.time()
+        if not date:
+            return
+        if date == self._last_date[0]:
+            api = self._last_date[1]
+        else:
+            try:
+                when = parsedate_to_datetime(date)
+            except (TypeError, ValueError, IndexError):
+                return
+            api = (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
+            self._last_date = (date, api)
+        self._api_offset = api - received
+
+    def api_clock_offset(self) -> float | None:
+        """The API's clock minus the local one (seconds), from the `Date` of one answer given
+        now: a cheap request (`CLOCK_PROBE`), so a cycle learns the API's time before it plans
+        its first window (an offset from an earlier cycle would hide a local clock that jumped
+        since). None when the API (or a proxy) sends no usable Date: the local clock alone then.
+        Exports the skew (local minus API) and warns when it is large.
+        """
+        self._api_offset = None
+        self.page(list(CLOCK_PROBE))
+        offset = self._api_offset
+        if offset is None:
+            log.warning(
+                "api_date_missing",
+                source=self.settings.name,
+                meaning="the API's answer has no usable Date header, so the local clock alone "
+                "bounds each cycle: keep it synchronised (NTP)",
+            )
+            return None
+        skew = -offset
+        if self.metrics is not None:
+            self.metrics.clock_skew.labels(self.settings.name).set(skew)
+        if abs(skew) > CLOCK_SKEW_WARNING:
+            log.warning(
+                "clock_skew",
+                source=self.settings.name,
+                skew_seconds=round(skew, 1),
+                meaning="this machine's clock is off the API's (its Date header) by more than "
+                f"{CLOCK_SKEW_WARNING:g} s: NTP is required. Cycles read only up to the earlier "
+                "of the two clocks, so nothing is skipped, but lag and lateness figures are off",
+            )
+        return offset
+
+    def _answered(self, ticket: int, status: int) -> None:
+        """Hand back a request's slot; say so when the API made the window narrower or wider."""
+        answer: Answer = (
+            "pushed_back" if status in PUSH_BACK else "accepted" if status == 200 else "other"
+        )
+        before, width = self._in_flight.release(ticket, answer)
+        if width == before:
+            return
+        if self.metrics is not None:
+            self.metrics.requests_allowed.labels(self.settings.name).set(width)
+        if width < before:
+            log.warning(
+                "api_concurrency_lowered",
+                source=self.settings.name,
+                requests_in_flight=width,
+                concurrency=self.settings.concurrency,
+                reason=f"HTTP {status}: the API asks for fewer requests at once",
+            )
+        elif width == self.settings.concurrency:
+            log.info(
+                "api_concurrency_restored", source=self.settings.name, requests_in_flight=width
+            )
+
+    def _pause(self, seconds: float | None) -> None:
+        if seconds:
+            with self._pause_lock:
+                self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    def _hold_back(self) -> None:
+        """Wait out a Retry-After another thread was given (once: `sleep` may be a test's fake)."""
+        wait = self._paused_until - time.monotonic()
+        if wait > 0:
+            self._sleep(wait)
+
+    def _note_retry(self, state: RetryCallState) -> None:
+        self.retries += 1
+        exc = state.outcome.exception() if state.outcome else None
+        if self.metrics is not None:
+            cause = exc.cause if isinstance(exc, RetryableResponseError) else "other"
+            self.metrics.retries.labels(self.settings.name, cause).inc()
+        log.warning(
+            "api_retry", source=self.settings.name, attempt=state.attempt_number, reason=str(exc)
+        )
+
+    def page(self, params: Params, organization: str | None = None) -> Page:
+        """One page, retried per the policy; `SourceUnavailableError` once it is exhausted."""
+        retry = retrying(
+            self._policy,
+            retry_on=lambda exc: isinstance(exc, RetryableResponseError),
+            sleep=self._sleep,
+            before_sleep=self._note_retry,
+        )
+        try:
+            return retry(self._attempt, params, organization)
+        except RetryableResponseError as exc:
+            raise SourceUnavailableError(
+                f"the audit-log API kept failing; last error: {exc}"
+            ) from None
+
+    def _crowded(self, first_page: list[AuditEvent], span: int, limit: float) -> bool:
+        """Whether a window's first page is so dense that its pass must hold over `limit`.
+
+        Only a hint for planning (a wrong guess costs a split, never an event): pages come in
+        time order from the API, so a full first page spanning a sliver of the window foretells
+        an overflow. Giving up after one page spares reading `limit` events only to drop them.
+        """
+        if span <= 1 or len(first_page) < self.settings.page_size:
+            return False
+        times = [event.effective_at for event in first_page]
+        spread = max(max(times) - min(times), 1)
+        return len(first_page) * span / spread > limit
+
+    def fetch_pass(
+        self,
+        start: int,
+        end: int,
+        *,
+        tenant_only: bool,
+        limit: int | None = None,
+        organization: str | None = None,
+        sharing: int = 1,
+        abandon: threading.Event | None = None,
+    ) -> Found:
+        """Every event with start <= effective_at < end in one pass, by id.
+
+        Events are kept as their JSON bytes page by page, so a pass holds one page of decoded
+        dicts at a time. Past `limit` events (or when the first page foretells it, `sharing`
+        passes counted as dense as this one) it raises `WindowOverflowError` and sets `abandon`,
+        which makes the window's other passes give up too, before their next page.
+        """
+        try:
+            return self._read_pass(
+                start,
+                end,
+                tenant_only=tenant_only,
+                limit=limit,
+                organization=organization,
+                sharing=sharing,
+                abandon=abandon,
+            )
+        except WindowOverflowError:
+            if abandon is not None:
+                abandon.set()
+            raise
+        except SourceRefusedError as exc:
+            if not (tenant_only and self._refuses_tenant_only(exc)):
+                raise
+            return {}
+
+    def _refuses_tenant_only(self, exc: SourceRefusedError) -> bool:
+        """Whether a refusal of the tenant pass is about `tenant_only` itself (the organization
+        or API does not offer it), not about the filters; if so, the pass is dropped for good
+        with a loud error, so the ordinary pass keeps being delivered instead of failing every
+        run. Not when the filter asks for tenant-scoped types only: nothing would be left."""
+        text = str(exc)
+        if exc.status != 400 or "tenant_only" not in text or "event_type" in text:
+            return False
+        if self.settings.event_types and not self._types[0]:
+            return False
+        if not self._tenant_refused:
+            self._tenant_refused = True
+            log.error(
+                "tenant_pass_refused",
+                source=self.settings.name,
+                error=text,
+                meaning="the API refuses tenant_only=true for this organization: tenant-scoped "
+                "events (tenant.*, role bindings) are NOT delivered; the ordinary events are. "
+                "Set include_tenant_events = false to accept that and silence this.",
+            )
+        return True
+
+    def _read_pass(
+        self,
+        start: int,
+        end: int,
+        *,
+        tenant_only: bool,
+        limit: int | None,
+        organization: str | None,
+        sharing: int,
+        abandon: threading.Event | None,
+    ) -> Found:
+        base: Params = [
+            ("effective_at[gte]", str(start)),
+            ("effective_at[lt]", str(end)),
+            ("limit", str(self.settings.page_size)),
+            *self._filters(tenant_only),
+        ]
+        if tenant_only:
+            base.append(("tenant_only", "true"))
+        found: Found = {}
+        after: str | None = None
+        used_cursors: set[str] = set()
+        unreadable: set[bytes] = set()  # the pass's unreadable entries, as sent
+        barren = 0
+        for _ in range(MAX_PAGES_PER_WINDOW):
+            if abandon is not None and abandon.is_set():
+                raise WindowOverflowError("another pass of the window overflowed", len(found))
+            page = self.page(base + ([("after", after)] if after else []), organization)
+            before, outside = len(found) + len(unreadable), 0
+            for event in page.events:
+                found[event.id] = event
+                if not start <= event.effective_at < end:
+                    outside += 1
+            if outside:
+                self._note_outside(page, outside, start, end, tenant_only)
+            if page.defects:
+                self._keep_defects(page, Listed(start, end, tenant_only, page.request_id))
+                unreadable.update(defect.raw for defect in page.defects)
+            if limit is not None and len(found) > limit:
+                raise overflow_error(f"more than {limit} events in [{start}, {end})", found)
+            if (
+                after is None
+                and limit is not None
+                and self._crowded(page.events, end - start, limit / sharing)
+            ):
+                raise overflow_error(
+                    f"on course for more than {limit} events in [{start}, {end})", found
+                )
+            if not page.has_more:
+                return found
+            barren = 0 if len(found) + len(unreadable) > before else barren + 1
+            if barren >= MAX_BARREN_PAGES:
+                raise SourceUnavailableError(
+                    f"the API answered {barren} pages in a row with nothing new and has_more "
+                    f"still true while listing [{start}, {end}) (tenant_only={tenant_only}): "
+                    "paging would never end; an API anomaly, tried again next cycle",
+                    request_id=page.request_id,
+                )
+            if page.last_id in used_cursors:
+                raise SourceUnavailableError(
+                    f"the API repeated cursor {page.last_id!r} while listing [{start}, {end}): "
+                    "paging would never end"
+                )
+            assert page.last_id is not None  # parse_page guarantees it when has_more
+            used_cursors.add(page.last_id)
+            after = page.last_id
+        raise SourceError(f"more than {MAX_PAGES_PER_WINDOW} pages in one window")
+
+    def _keep_defects(self, page: Page, listed: Listed) -> None:
+        """Quarantine a page's unreadable entries (durably, before its window is delivered)."""
+        if self.quarantine is not None:
+            try:
+                self.quarantine.keep(page.defects, listed)
+            except OSError as exc:  # the window must not be delivered past entries not kept
+                raise SourceUnavailableError(
+                    f"cannot keep {len(page.defects)} unreadable entries in "
+                    f"{self.quarantine.path}: {exc.strerror or exc}; the window "
+                    f"[{listed.start}, {listed.end}) is not delivered until they are kept"
+                ) from None
+            return
+        log.error(
+            "entries_unreadable",
+            source=self.settings.name,
+            window=[listed.start, listed.end],
+            tenant_only=listed.tenant_only,
+            request_id=listed.request_id,
+            ids=[d.id for d in page.defects],
+            reasons=sorted({d.reason for d in page.defects}),
+            meaning="no quarantine configured: these entries are not kept",
+        )
+
+    def _note_outside(
+        self, page: Page, count: int, start: int, end: int, tenant_only: bool
+    ) -> None:
+        """Events the API returned outside the window asked for: delivered, and counted."""
+        if self.metrics is not None:
+            self.metrics.outside_window.labels(self.settings.name).inc(count)
+        log.warning(
+            "events_outside_window",
+            source=self.settings.name,
+            count=count,
+            window=[start, end],
+            tenant_only=tenant_only,
+            example=next(e.id for e in page.events if not start <= e.effective_at < end),
+            meaning="the API returned events outside the effective_at range asked for; "
+            "they are delivered all the same",
+        )
+
+    def fetch_window(
+        self, start: int, end: int, *, organization: str | None = None, limit: int | None = None
+    ) -> list[AuditEvent]:
+        """All events of `[start, end)` from every pass in turn, sorted oldest first by (effective_at, id)."""
+        found: Found = {}
+        for index, tenant_only in enumerate(self.passes):
+            remaining = None if limit is None else max(limit - len(found), 0)
+            found.update(
+                self.fetch_pass(
+                    start,
+                    end,
+                    tenant_only=tenant_only,
+                    limit=remaining,
+                    organization=organization,
+                    sharing=len(self.passes) - index,
+                )
+            )
+        return assemble([found], limit)

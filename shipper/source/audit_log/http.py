@@ -1,0 +1,130 @@
+"""The audit-log client's HTTP: one kind of request, a GET of one page, over httpx.
+
+Kept behind a tiny interface so the client's retry logic sees one shape of answer and one kind
+of failure, and so tests can hand in any `httpx.BaseTransport` (`httpx.MockTransport`).
+Redirects are never followed (they would carry the admin key elsewhere). Every GET ends by its
+deadline and its body is capped (`shipper.http.guard`); every httpx error is a `TransportFailure`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+
+from shipper.http.guard import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    ResponseTooLarge,
+    environment_proxy,
+    guarded_transport,
+    read_capped,
+    request_deadline,
+)
+from shipper.runtime import stopping
+
+__all__ = ["Getter", "HttpxGetter", "Reply", "TransportFailure", "environment_proxy"]
+
+
+class Headers(Protocol):
+    def get(self, name: str) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    headers: Headers  # case-insensitive lookup
+    body: bytes
+
+
+class TransportFailure(Exception):
+    """The request got no usable answer (refused, reset, timed out, cut short); retryable."""
+
+    def __init__(self, message: str, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause  # "timeout", "connection" or "body", for the retry metrics
+
+
+class Getter(Protocol):
+    def get(self, target: str) -> Reply:
+        """GET `target` (path and query, relative to the base URL); `TransportFailure` if no answer."""
+
+    def close(self) -> None: ...
+
+
+class HttpxGetter:
+    """Keep-alive GETs through an httpx transport; `observe` receives each request's latency.
+
+    Requests go straight to the transport (`httpx.HTTPTransport`: connection pool, TLS, proxy)
+    rather than through `httpx.Client`, whose cookie jar, auth and redirect layers and second
+    URL parse cost more CPU than the page itself on a fast link, and none of which this GET
+    needs: the key is a fixed header, and redirects are never followed. The proxy is picked
+    from the environment as `httpx.Client` would (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        headers: dict[str, str],
+        timeout: float,
+        *,
+        connections: int,
+        transport: httpx.BaseTransport | None = None,
+        observe: Callable[[float], None] | None = None,
+        deadline: float | None = None,
+        max_body: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._headers = httpx.Headers({**headers, "accept": "application/json"})
+        self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
+        self._deadline = 2 * timeout if deadline is None else deadline
+        self._max_body = max_body
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        self._transport = transport or guarded_transport(
+            limits=limits, proxy=environment_proxy(self._base)
+        )
+        self._observe = observe
+
+    def get(self, target: str) -> Reply:
+        began = time.monotonic()
+        try:
+            request = httpx.Request(
+                "GET", self._base + target, headers=self._headers, extensions=self._extensions
+            )
+            with request_deadline(self._deadline):
+                response = self._transport.handle_request(request)
+                try:
+                    body = read_capped(response, self._max_body)
+                finally:
+                    response.close()
+        except (httpx.HTTPError, ResponseTooLarge) as exc:
+            stopping.raise_if_requested()  # the failure is the stop cutting the request short
+            raise TransportFailure(describe_failure(exc, self._deadline), cause_of(exc)) from None
+        finally:
+            if self._observe is not None:
+                self._observe(time.monotonic() - began)
+        return Reply(response.status_code, response.headers, body)
+
+    def close(self) -> None:
+        self._transport.close()
+
+
+def cause_of(exc: Exception) -> str:
+    """The retry metrics' cause for an httpx error (or an oversized body)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.TransportError):
+        return "connection"
+    return "body"  # DecodingError, ResponseTooLarge, anything else httpx raises about the answer
+
+
+def describe_failure(exc: Exception, deadline: float) -> str:
+    """What went wrong with one request, for the operator (no secrets: httpx messages carry none)."""
+    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, httpx.DecodingError):
+        return f"{detail} (the body does not match its Content-Encoding)"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"{detail} (per-read timeout, or the request deadline of {deadline:g}s)"
+    return detail

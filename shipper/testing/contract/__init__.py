@@ -1,0 +1,1 @@
+"""The sink contract suite: the promises every sink keeps, and a harness per built-in sink."""

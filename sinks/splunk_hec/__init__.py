@@ -1,0 +1,1 @@
+"""Splunk HTTP Event Collector (`type = "splunk_hec"`)."""

@@ -1,0 +1,1 @@
+"""Syslog over UDP, TCP or TLS (`type = "syslog"`)."""

@@ -1,0 +1,1 @@
+"""Signed HTTPS webhooks (`type = "webhook"`)."""

@@ -1,0 +1,274 @@
+"""HTTP webhook sink (`type = "webhook"`): batches of documents POSTed (or PUT) to a URL.
+
+Delivered means the receiver answered 2xx to the request that carried the event. 408, 429 and
+5xx are retried (honouring `Retry-After`); 401/403 stop the sink (credentials); 404, 405, 410 and
+415 stop it too (the URL or the encoding is wrong, not the event); any other 4xx (400, 413,
+422, ...) is taken as "this content is refused", and a 5xx that outlasts the retries as "this
+content may crash the receiver": the batch is halved until the events behind it are isolated,
+and those go to the dead-letter file only when the receiver took the others (the rule lives in
+`shipper.http.isolate.Evidence`). Requests can be signed per the Standard Webhooks spec (see
+`sinks.webhook.signing`).
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import httpx
+import structlog
+from pydantic import Field, model_validator
+
+from shipper.sink_api import (
+    AuditEvent,
+    HttpSinkSettings,
+    Item,
+    Refused,
+    Rejection,
+    SecretUnavailableError,
+    SinkContext,
+    SinkFatalError,
+    SinkRetryableError,
+    auth_headers,
+    deliver_in_batches,
+    describe,
+    encode_body,
+    make_client,
+    policy_of,
+    read_secret,
+    redact,
+    renderer,
+    send_with_retries,
+)
+from sinks.webhook.signing import (
+    BadSigningSecretError,
+    message_id,
+    signature_headers,
+    signing_key,
+)
+
+log = structlog.get_logger("shipper.sinks.webhook")
+
+RETRY_STATUSES = frozenset({408, 429, *range(500, 600)})
+CONFIG_STATUSES = {
+    404: "there is no endpoint at this URL",
+    405: "the endpoint does not accept this method",
+    410: "the receiver says this endpoint is gone (Standard Webhooks: stop sending)",
+    415: "the receiver does not accept this encoding/compression",
+}
+CONTENT_TYPES = {"ndjson": "application/x-ndjson", "json_array": "application/json"}
+# Headers the sink computes; letting `headers` override them would break auth, framing or signing.
+RESERVED_HEADERS = frozenset(
+    {
+        "authorization",
+        "content-type",
+        "content-encoding",
+        "content-length",
+        "host",
+        "transfer-encoding",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    }
+)
+
+
+class WebhookSettings(HttpSinkSettings):
+    """`type = "webhook"`."""
+
+    type: Literal["webhook"] = Field(description="Sink type.")
+    method: Literal["POST", "PUT"] = Field(default="POST", description="HTTP method.")
+    headers: dict[str, str] = Field(
+        default={}, description="Extra static headers (no secrets: use the *_env keys)."
+    )
+    encoding: Literal["ndjson", "json_array"] = Field(
+        default="ndjson", description="Body: one JSON document per line, or one JSON array."
+    )
+    bearer_token_env: str | None = Field(
+        default=None, description="Variable holding a bearer token."
+    )
+    bearer_token_file: Path | None = Field(default=None, description="File holding a bearer token.")
+    username: str | None = Field(default=None, description="User for HTTP basic auth.")
+    password_env: str | None = Field(
+        default=None, description="Variable holding the basic-auth password."
+    )
+    password_file: Path | None = Field(
+        default=None, description="File holding the basic-auth password."
+    )
+    secret_env: str | None = Field(
+        default=None, description="Variable holding a Standard Webhooks signing secret (whsec_...)."
+    )
+    secret_file: Path | None = Field(default=None, description="File holding the signing secret.")
+
+    allowed_formats: ClassVar[tuple[str, ...]] = ("raw", "normalized", "ecs", "ocsf")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WebhookSettings:
+        bearer = bool(self.bearer_token_env or self.bearer_token_file)
+        password = bool(self.password_env or self.password_file)
+        if bearer and (self.username or password):
+            raise ValueError("choose bearer_token_* or username + password_*, not both")
+        if bool(self.username) != password:
+            raise ValueError("basic auth needs both username and password_env/password_file")
+        if reserved := sorted(k for k in self.headers if k.lower() in RESERVED_HEADERS):
+            raise ValueError(f"headers may not set {', '.join(reserved)} (the sink computes them)")
+        return self
+
+
+def _read(env: str | None, file: Path | None, what: str) -> str | None:
+    """The secret if configured, else None; `SecretUnavailableError` if configured but unreadable."""
+    if not (env or file):
+        return None
+    return read_secret(env=env, file=file, what=what).get_secret_value()
+
+
+class WebhookSink:
+    def __init__(
+        self,
+        settings: WebhookSettings,
+        context: SinkContext | None = None,
+        *,
+        sleep: Callable[[float], object] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = settings.name
+        self.settings = settings
+        self._render = renderer(settings.format)
+        self._sleep = sleep
+        self._clock = clock
+        self._client: httpx.Client | None = None
+        self._headers: dict[str, str] = {}
+        self._key: bytes | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def open(self) -> None:
+        if self._client is not None:
+            return
+        try:
+            self._headers = self._static_headers()
+            secret = _read(
+                self.settings.secret_env, self.settings.secret_file, "webhook signing secret"
+            )
+            self._key = signing_key(secret) if secret else None
+        except (SecretUnavailableError, BadSigningSecretError) as exc:
+            raise SinkFatalError(self.name, redact(str(exc))) from None
+        self._client = make_client(self.settings)
+
+    def _static_headers(self) -> dict[str, str]:
+        s = self.settings
+        headers = {**s.headers, "content-type": CONTENT_TYPES[s.encoding]}
+        if token := _read(s.bearer_token_env, s.bearer_token_file, "webhook bearer token"):
+            headers.update(auth_headers("Bearer", token))
+        if password := _read(s.password_env, s.password_file, "webhook basic-auth password"):
+            pair = f"{s.username}:{password}".encode()
+            headers.update(auth_headers("Basic", base64.b64encode(pair).decode("ascii")))
+        return headers
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def flush(self) -> None:
+        """Nothing to wait for: `send` returns only once every request was answered 2xx."""
+
+    # -- delivery --------------------------------------------------------------------------
+    def send(self, batch: Sequence[AuditEvent]) -> Sequence[Rejection]:
+        self.open()
+        # A JSON array adds one byte ("]") past what `batches` counts per document.
+        max_bytes = self.settings.batch_max_bytes - (self.settings.encoding == "json_array")
+        rejections = deliver_in_batches(
+            batch,
+            self._render,
+            self._attempt,
+            sink=self.name,
+            max_events=self.settings.batch_max_events,
+            max_bytes=max_bytes,
+            acknowledged=True,  # a 2xx answer is the receiver's promise: no flush to wait for
+        )
+        if rejections:
+            log.warning("webhook_events_refused", sink=self.name, count=len(rejections))
+        return rejections
+
+    def _payload(self, items: Sequence[Item]) -> bytes:
+        docs = [doc for _, doc in items]
+        if self.settings.encoding == "json_array":
+            return b"[" + b",".join(docs) + b"]"
+        return b"\n".join(docs) + b"\n"
+
+    def _attempt(self, items: Sequence[Item], *, quick: bool = False) -> Refused | None:
+        assert self._client is not None
+        client = self._client
+        payload = self._payload(items)
+        headers = dict(self._headers)
+        body = encode_body(payload, self.settings.compression, headers)
+        msg_id = message_id(event.id for event, _ in items)
+
+        def build() -> httpx.Request:
+            attempt_headers = dict(headers)
+            if self._key is not None:
+                now = int(self._clock())
+                attempt_headers.update(signature_headers(self._key, msg_id, now, payload))
+            return client.build_request(
+                self.settings.method, self.settings.url, content=body, headers=attempt_headers
+            )
+
+        response = send_with_retries(
+            client,
+            self.name,
+            policy_of(self.settings, quick=quick),
+            build,
+            retry_statuses=RETRY_STATUSES,
+            sleep=self._sleep,
+        )
+        log.debug("webhook_request", sink=self.name, events=len(items), status=response.status_code)
+        return self._verdict(response)
+
+    def _verdict(self, response: httpx.Response) -> Refused | None:
+        status = response.status_code
+        if 200 <= status < 300:
+            return None
+        if status in (401, 403):
+            raise SinkFatalError(
+                self.name,
+                f"{describe(response)}: the receiver refused our credentials "
+                "(check the bearer token, username/password or signing secret)",
+            )
+        if status in CONFIG_STATUSES:
+            raise SinkFatalError(
+                self.name, f"{describe(response)}: {CONFIG_STATUSES[status]}; check url and method"
+            )
+        return Refused(describe(response))
+
+    # -- check -----------------------------------------------------------------------------
+    def probe(self) -> str:
+        """OPTIONS to the URL (no events); raises if unreachable or the credentials are refused."""
+        self.open()
+        assert self._client is not None
+        auth = {k: v for k, v in self._headers.items() if k == "authorization"}
+        try:
+            response = self._client.request("OPTIONS", self.settings.url, headers=auth)
+        except httpx.TransportError as exc:
+            raise SinkRetryableError(
+                self.name, f"unreachable: {type(exc).__name__}: {redact(str(exc))}"
+            ) from None
+        if response.status_code in (401, 403):
+            raise SinkFatalError(self.name, f"{describe(response)}: credentials refused")
+        if 300 <= response.status_code < 400:
+            raise SinkFatalError(
+                self.name, f"{describe(response)}: the URL redirects; use the final one"
+            )
+        return f"reachable: OPTIONS {self.settings.url} answered HTTP {response.status_code}"
+
+
+class WebhookPlugin:
+    settings_model = WebhookSettings
+
+    def create(self, settings: WebhookSettings, context: SinkContext) -> WebhookSink:
+        return WebhookSink(settings, context)
+
+
+plugin = WebhookPlugin()
