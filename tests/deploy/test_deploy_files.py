@@ -177,11 +177,13 @@ def test_dockerfile_carries_oci_labels() -> None:
         assert f"org.opencontainers.image.{key}=" in labels
 
 
-def imported_top_level_modules(*packages: str) -> set[str]:
-    """Top-level names of every absolute import in the given packages' modules."""
+def imported_top_level_modules(*packages: str, skip: str = "shipper/testing") -> set[str]:
+    """Top-level names of every absolute import in the given packages' modules (not the test kit)."""
     found: set[str] = set()
     for package in packages:
         for path in (ROOT / package).rglob("*.py"):
+            if path.is_relative_to(ROOT / skip):
+                continue  # the test kit needs the `testing` extra, which the image does not install
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
                 if isinstance(node, ast.Import):
                     found.update(alias.name.split(".")[0] for alias in node.names)
@@ -227,6 +229,22 @@ def test_image_gets_every_third_party_module_the_code_imports() -> None:
         if not {normalized(d) for d in owners.get(module, [])} & installed
     }
     assert undeclared == {}, "add these to [project] dependencies in pyproject.toml"
+
+
+def test_the_test_kit_needs_only_the_testing_extra() -> None:
+    """`pip install shipper[testing]` brings every library `shipper.testing` imports."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    installed = installed_closure(
+        project["dependencies"] + project["optional-dependencies"]["testing"]
+    )
+    owners = importlib.metadata.packages_distributions()
+    kit = imported_top_level_modules("shipper/testing", skip="-") - set(sys.stdlib_module_names)
+    undeclared = {
+        module: owners.get(module, ["?"])
+        for module in sorted(kit - {"shipper"})
+        if not {normalized(d) for d in owners.get(module, [])} & installed
+    }
+    assert undeclared == {}, "add these to the `testing` extra in pyproject.toml"
 
 
 def test_hadolint_finds_nothing() -> None:
@@ -687,7 +705,7 @@ def test_example_offers_every_built_in_sink() -> None:
 def test_example_commented_sink_block_is_valid(kind: str, tmp_path: Path) -> None:
     """Uncommenting a sink block of the example yields a config load_config accepts."""
     # The built-in sink itself, whether or not its entry point is registered yet.
-    plugins = {**sink_plugins(), kind: importlib.import_module(f"sinks.{kind}").plugin}
+    plugins = {**sink_plugins(), kind: importlib.import_module(f"sinks.{kind}.sink").plugin}
     path = tmp_path / "shipper.toml"
     path.write_text(EXAMPLE.read_text() + "\n" + commented_sink_blocks()[kind])
     assert kind in [s.type for s in load_config(path, plugins).sinks]

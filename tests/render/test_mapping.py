@@ -150,7 +150,7 @@ def test_a_malformed_row_is_named(change: dict[str, Any], message: str) -> None:
 
 def test_docs_lists_every_row_and_the_default(capsys: pytest.CaptureFixture[str]) -> None:
     """`python -m docgen.mapping_reference` prints one table row per type, the default and samples."""
-    from shipper.render import docs
+    from docgen import mapping_reference as docs
 
     assert docs.main([]) == 0
     out = capsys.readouterr().out
