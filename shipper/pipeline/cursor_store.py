@@ -17,7 +17,7 @@ import orjson
 
 from shipper.errors import LockHeldError, ShipperError
 from shipper.model.event import rfc3339
-from shipper.pipeline.windows import Cursor
+from shipper.pipeline.cursor import Cursor
 from shipper.runtime.durable_files import (
     SymlinkRefusedError,
     atomic_write,

@@ -24,10 +24,10 @@ import structlog
 
 from shipper.errors import Interrupted, SinkError, SinkRefusalsUnexplainedError
 from shipper.model.event import AuditEvent
-from shipper.pipeline import deadletter
+from shipper.pipeline.commit import Committer
+from shipper.pipeline.cursor import Cursor
 from shipper.pipeline.cursor_store import CursorStore
 from shipper.pipeline.sink import Progress, Sink
-from shipper.pipeline.windows import Cursor
 from shipper.runtime import stopping
 from shipper.runtime.metrics import Metrics
 from shipper.secrets import redact
@@ -85,6 +85,10 @@ class SinkWorker:
     _thread: threading.Thread | None = None
     _carried: Window | None = None
     _carried_error: str = ""
+
+    @property
+    def _committer(self) -> Committer:
+        return Committer(self.name, self.store, self.dead_letter_path, self.lookback, self.clock)
 
     @property
     def active(self) -> bool:
@@ -230,10 +234,7 @@ class SinkWorker:
         if not (progress.delivered or progress.rejected):
             return
         try:
-            deadletter.append(self.dead_letter_path, self.name, progress.rejected, self.clock())
-            settled = [*progress.delivered, *(r.event for r in progress.rejected)]
-            self.cursor = self.cursor.record(settled, self.lookback)
-            self.store.save(self.name, self.cursor)
+            self.cursor = self._committer.part(self.cursor, progress)
         except OSError as exc:  # the window is sent again whole: duplicates, never a gap
             log.warning("sink_progress_not_saved", sink=self.name, error=str(exc))
             return
@@ -252,11 +253,9 @@ class SinkWorker:
         if todo:
             rejected = list(self.sink.send(todo))
             self.sink.flush()
-            deadletter.append(self.dead_letter_path, self.name, rejected, self.clock())
-        # Rejected events are handled (durably dead-lettered), so the cursor moves past them.
-        before, self.cursor = self.cursor, self.cursor.advance(todo, window.end, self.lookback)
+        before = self.cursor
+        self.cursor = self._committer.window(before, todo, rejected, window.end)
         self.new_cursor = self.new_cursor and self.cursor.high_water == before.high_water
-        self.store.save(self.name, self.cursor)
         self.report.delivered += len(todo) - len(rejected)
         self.report.dead_lettered += len(rejected)
         self.report.windows += 1

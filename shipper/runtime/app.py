@@ -21,12 +21,12 @@ from shipper.errors import (
     SourceUnavailableError,
 )
 from shipper.pipeline import deadletter
+from shipper.pipeline.cursor import Cursor
 from shipper.pipeline.cursor_store import CursorStore, StateLock
 from shipper.pipeline.cycle import CycleReport, Pipeline, initial_high_water
 from shipper.pipeline.delivery import SinkWorker, Window
 from shipper.pipeline.orphan_cursors import warn_orphans
 from shipper.pipeline.sink import Sink, SinkContext, SinkSettings
-from shipper.pipeline.windows import Cursor
 from shipper.runtime import stopping
 from shipper.runtime.metrics import HealthServer, Metrics
 from shipper.secrets import SecretUnavailableError, read_secret

@@ -19,8 +19,8 @@ from structlog.testing import capture_logs
 from shipper.config.settings import load_config
 from shipper.emulator import Emulator, generate_events
 from shipper.errors import ExitCode
+from shipper.pipeline.cursor import Cursor
 from shipper.pipeline.cursor_store import CursorStore
-from shipper.pipeline.windows import Cursor
 from shipper.runtime import app
 from tests.conftest import KEY, T0, config_text, write_config
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shipper.model.event import AuditEvent
-from shipper.pipeline.windows import Cursor
+from shipper.pipeline.cursor import Cursor
 
 LOOKBACK = 600
 

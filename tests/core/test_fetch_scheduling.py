@@ -17,11 +17,12 @@ from shipper.emulator import Emulator, generate_events
 from shipper.emulator.stats import Stats
 from shipper.errors import ExitCode
 from shipper.model.event import AuditEvent
+from shipper.pipeline.cursor import Cursor
 from shipper.pipeline.cursor_store import CursorStore
 from shipper.pipeline.cycle import Pipeline
 from shipper.pipeline.delivery import SinkWorker
 from shipper.pipeline.sink import SinkContext
-from shipper.pipeline.windows import Cursor, Found
+from shipper.pipeline.windows import Found
 from shipper.runtime import app
 from sinks.file.sink import FileSettings, FileSink
 from tests.conftest import KEY, T0, config_text, write_config

@@ -11,10 +11,10 @@ from structlog.testing import capture_logs
 from shipper.config.settings import load_config
 from shipper.emulator import Emulator, generate_events
 from shipper.model.event import AuditEvent
+from shipper.pipeline.cursor import Cursor
 from shipper.pipeline.cursor_store import CursorStore
 from shipper.pipeline.delivery import SinkWorker, Window
 from shipper.pipeline.sink import SinkContext
-from shipper.pipeline.windows import Cursor
 from shipper.runtime import app
 from shipper.runtime.metrics import Metrics
 from sinks.file.sink import FileSettings, FileSink

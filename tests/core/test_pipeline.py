@@ -11,8 +11,8 @@ import orjson
 from shipper.config.settings import load_config
 from shipper.emulator import Emulator
 from shipper.errors import ExitCode
+from shipper.pipeline.cursor import Cursor
 from shipper.pipeline.cursor_store import CursorStore
-from shipper.pipeline.windows import Cursor
 from shipper.runtime import app
 from tests.conftest import T0, config_text, write_config
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from shipper.errors import LockHeldError
+from shipper.pipeline.cursor import Cursor
 from shipper.pipeline.cursor_store import CursorStore, StateCorruptError, StateLock
-from shipper.pipeline.windows import Cursor
 from shipper.runtime.durable_files import atomic_write
 
 

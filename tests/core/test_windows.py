@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shipper.model.event import AuditEvent
-from shipper.pipeline.windows import Cursor, WindowPlanner
+from shipper.pipeline.cursor import Cursor
+from shipper.pipeline.windows import WindowPlanner
 
 
 def ev(i: int, t: int) -> AuditEvent:

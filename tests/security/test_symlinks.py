@@ -14,9 +14,9 @@ from shipper.emulator import Emulator
 from shipper.errors import SinkRetryableError
 from shipper.model.event import AuditEvent
 from shipper.pipeline import deadletter
+from shipper.pipeline.cursor import Cursor
 from shipper.pipeline.cursor_store import CursorStore, StateLock
 from shipper.pipeline.sink import Rejection, SinkContext
-from shipper.pipeline.windows import Cursor
 from shipper.runtime.durable_files import SymlinkRefusedError, atomic_write
 from shipper.testing.contract.events import api_event, events
 from sinks.file.sink import FileSettings, plugin
