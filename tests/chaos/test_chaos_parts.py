@@ -80,9 +80,15 @@ class _Upstream:
             threading.Thread(target=self._read, args=(conn,), daemon=True).start()
 
     def _read(self, conn: socket.socket) -> None:
-        while data := _recv(conn):
-            self.received += data
-            self.got.set()
+        with conn:  # closed here, not by the collector in a later test
+            while data := _recv(conn):
+                self.received += data
+                self.got.set()
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()
 
 
 def _recv(conn: socket.socket) -> bytes:
@@ -96,7 +102,7 @@ def _recv(conn: socket.socket) -> bytes:
 def upstream() -> Iterator[_Upstream]:
     server = _Upstream()
     yield server
-    server.sock.close()
+    server.close()
 
 
 @pytest.fixture
