@@ -28,8 +28,8 @@ KINDS = (
     "ro_state",
 )
 # Added for issue 16. Until its product fixes are merged, these lose events, hang or break a
-# promise (see the README's fault-injection section): stall and close (syslog), clock,
-# rotate, poison_entry, poison_event, refuse, trickle and stop.
+# promise (see the fault-injection harness in docs/development.md): stall and close (syslog),
+# clock, rotate, poison_entry, poison_event, refuse, trickle and stop.
 NEW_KINDS = (
     "stall",
     "close",

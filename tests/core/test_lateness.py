@@ -1,5 +1,5 @@
 """Late events: how late they were is measured, a lateness near `lookback` is warned about, and
-the limit the README states (the previous run's clock, not the newest event) holds."""
+the limit docs/delivery.md states (the previous run's clock, not the newest event) holds."""
 
 from __future__ import annotations
 
@@ -82,8 +82,8 @@ def test_events_found_below_the_cursor_have_their_lateness_measured_and_a_near_m
 def test_an_event_later_than_lookback_behind_the_last_run_is_lost_even_if_newer_than_any_delivered(
     tmp_path: Path, admin_key: str
 ) -> None:
-    """The README's limit, stated truthfully: late events are caught within `lookback` of the
-    previous run's clock (the cursor), not of the newest event delivered. In a quiet org an
+    """docs/delivery.md's limit, stated truthfully: late events are caught within `lookback` of
+    the previous run's clock (the cursor), not of the newest event delivered. In a quiet org an
     event dated after every delivered event but more than `lookback` before the last run's end
     is not delivered; one within `lookback` of it is."""
     quiet = generate_events(20, start=T0 - 86400, end=T0 - 3 * 3600, seed=31)
