@@ -4,7 +4,8 @@ A sink (the built-in ones in `sinks/`, or a third party's package) imports only 
 test `tests/test_layering.py` reads every sink's imports from its syntax tree and fails on any
 other `shipper` module, and `tests/test_public_api.py` pins `__all__`, so what is listed here is
 a promise: a name leaves only with a deprecation. The contract itself is documented in
-`shipper.pipeline.sink`; the contract suite a sink must pass ships as `shipper.testing`.
+`shipper.pipeline.sink`; the contract suite a sink must pass ships as
+`shipper.testing.contract.suite` (see docs/sink-authors.md).
 """
 
 from __future__ import annotations

@@ -45,6 +45,12 @@ def test_sinks_import_only_the_sink_api_from_shipper() -> None:
     assert offenders("sinks", "shipper", allowed=("shipper.sink_api",)) == []
 
 
+def test_the_example_third_party_sink_imports_only_the_sink_api() -> None:
+    """The example sink package (tests/example_sink) is held to the rule it demonstrates."""
+    package = "tests/example_sink/shipper_example_sink"
+    assert offenders(package, "shipper", allowed=("shipper.sink_api",)) == []
+
+
 def test_bench_never_imports_tests() -> None:
     """The benchmarks use what the package ships (the emulator, shipper.testing), not the tests."""
     assert offenders("bench", "tests") == []

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 from shipper.config.settings import Config, SourceSettings, load_config
 from shipper.errors import ExitCode, ShipperError
-from shipper.runtime.app import admin_key_client, create_sink
+from shipper.runtime.app import connect_source, create_sink
 from shipper.secrets import redact
 
 
 def _probe_api(source: SourceSettings) -> str:
     settings = source.model_copy(update={"retry_max_attempts": 2, "retry_max_time": 10.0})
-    client = admin_key_client(settings)
+    client = connect_source(settings)
     try:
-        now = int(time.time())
-        page = client.page([("effective_at[gte]", str(now - 3600)), ("limit", "1")])
+        return client.probe()
     finally:
         client.close()
-    return f"reachable, key accepted ({len(page.events)} event(s) in the last hour on page 1)"
 
 
 def _probe_sink(config: Config, index: int) -> str:

@@ -44,6 +44,10 @@ def is_loopback_url(url: str) -> bool:
 class SourceSettings(_Strict):
     """`[source]`: where and what to read."""
 
+    type: Literal["audit_log"] = Field(
+        default="audit_log",
+        description="Which source: audit_log (the organization's audit log, with an admin key).",
+    )
     name: str = Field(
         default="default",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",

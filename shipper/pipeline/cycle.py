@@ -26,7 +26,7 @@ from shipper.config.settings import SourceSettings
 from shipper.model.event import AuditEvent
 from shipper.pipeline.delivery import SinkReport, SinkWorker, Window
 from shipper.pipeline.windows import Found, WindowOverflowError, WindowPlanner, assemble
-from shipper.source.audit_log.client import AuditLogClient
+from shipper.source.contract import PassKey, Source
 
 log = structlog.get_logger("shipper.pipeline.cycle")
 
@@ -100,7 +100,7 @@ class Pipeline:
     def __init__(
         self,
         settings: SourceSettings,
-        client: AuditLogClient,
+        client: Source,
         workers: list[SinkWorker],
         *,
         clock: Callable[[], float] | None = None,
@@ -142,20 +142,20 @@ class Pipeline:
         self,
         start: int,
         end: int,
-        group: tuple[bool, ...],
+        group: tuple[PassKey, ...],
         *,
         limit: int,
         abandon: threading.Event,
     ) -> Found:
         found: Found = {}
-        for index, tenant_only in enumerate(group):
+        for index, which in enumerate(group):
             began, cpu = time.monotonic(), time.thread_time()
             try:
                 found.update(
                     self.client.fetch_pass(
                         start,
                         end,
-                        tenant_only=tenant_only,
+                        which,
                         limit=limit - len(found),
                         organization=self.settings.organization,
                         sharing=len(self.client.passes) - index,  # passes still to read

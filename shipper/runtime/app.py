@@ -13,7 +13,6 @@ import structlog
 
 from shipper.config.settings import Config, SourceSettings, sink_plugins
 from shipper.errors import (
-    ConfigError,
     ExitCode,
     Interrupted,
     SinkError,
@@ -29,9 +28,9 @@ from shipper.pipeline.orphan_cursors import warn_orphans
 from shipper.pipeline.sink import Sink, SinkContext, SinkSettings
 from shipper.runtime import stopping
 from shipper.runtime.metrics import HealthServer, Metrics
-from shipper.secrets import SecretUnavailableError, read_secret
 from shipper.source import quarantine
-from shipper.source.audit_log.client import AuditLogClient
+from shipper.source.audit_log.client import admin_key_client
+from shipper.source.contract import Source
 from shipper.source.quarantine import Quarantine
 
 if TYPE_CHECKING:
@@ -39,7 +38,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("shipper")
 
-ClientFactory = Callable[[SourceSettings, Metrics | None], AuditLogClient]
+ClientFactory = Callable[[SourceSettings, Metrics | None], Source]
 
 # After a stop request (SIGTERM), the longest a `shipper run` process takes to exit; the window
 # in flight is abandoned well before (its requests are cut, its waits end), this bounds the rest.
@@ -51,16 +50,13 @@ MAX_BACKOFF = 300.0
 _CYCLE_FAILED = frozenset({ExitCode.INTERNAL, ExitCode.SOURCE_UNAVAILABLE, ExitCode.SOURCE_REFUSED})
 
 
-def admin_key_client(settings: SourceSettings, metrics: Metrics | None = None) -> AuditLogClient:
-    try:
-        key = read_secret(
-            env=settings.api_key_env, file=settings.api_key_file, what="admin API key"
-        )
-    except SecretUnavailableError as exc:
-        raise ConfigError(
-            f"source {settings.name!r}: {exc}", key="source.api_key_env / source.api_key_file"
-        ) from None
-    return AuditLogClient(settings, key, metrics=metrics)
+# Each `[source]` type and how to connect to it (see `shipper.source.contract`).
+SOURCE_TYPES: dict[str, ClientFactory] = {"audit_log": admin_key_client}
+
+
+def connect_source(settings: SourceSettings, metrics: Metrics | None = None) -> Source:
+    """A client for the source `settings` describe, of the type its `type` names."""
+    return SOURCE_TYPES[settings.type](settings, metrics)
 
 
 def create_sink(config: Config, settings: SinkSettings) -> Sink:
@@ -194,7 +190,7 @@ def warn_beyond_retention(source: SourceSettings, workers: list[SinkWorker], now
             )
 
 
-def _log_cycle(report: CycleReport, seconds: float, client: AuditLogClient) -> None:
+def _log_cycle(report: CycleReport, seconds: float, client: Source) -> None:
     log.info(
         "cycle_complete",
         source=report.source,
@@ -221,11 +217,11 @@ class Runner:
     stop: threading.Event
     metrics: Metrics
     progress: bool = False
-    client_factory: ClientFactory = admin_key_client
+    client_factory: ClientFactory = connect_source
     on_cycle: Callable[[CycleReport], None] | None = None
     outcome: RunOutcome = field(default_factory=RunOutcome)
 
-    def cycle(self, sinks: dict[str, OpenedSink], clients: dict[str, AuditLogClient]) -> ExitCode:
+    def cycle(self, sinks: dict[str, OpenedSink], clients: dict[str, Source]) -> ExitCode:
         worst = ExitCode.OK
         for source in self.config.all_sources:
             if self.stop.is_set():
@@ -235,7 +231,7 @@ class Runner:
         return worst
 
     def _source_cycle(
-        self, source: SourceSettings, sinks: dict[str, OpenedSink], client: AuditLogClient
+        self, source: SourceSettings, sinks: dict[str, OpenedSink], client: Source
     ) -> ExitCode:
         began = time.monotonic()
         workers = make_workers(self.config, source, sinks, time.time(), self.metrics)
@@ -279,7 +275,7 @@ class Runner:
         report: CycleReport,
         workers: list[SinkWorker],
         seconds: float,
-        client: AuditLogClient,
+        client: Source,
     ) -> None:
         self.outcome.reports.append(report)
         self.metrics.liveness.beat()
@@ -323,7 +319,7 @@ def run(
     once: bool,
     stop: threading.Event | None = None,
     on_cycle: Callable[[CycleReport], None] | None = None,
-    client_factory: ClientFactory = admin_key_client,
+    client_factory: ClientFactory = connect_source,
     progress: bool = False,
     on_listening: Callable[[int], None] | None = None,
     stop_grace: float | None = None,

@@ -62,7 +62,7 @@ HELD_BACK = 1  # the index of the window whose pass waits for the test (the firs
 class GatedClient:
     """Answers each window at once (after a short wait, like an API) except one, held until released.
 
-    Stands in for `AuditLogClient` (`passes`, `fetch_pass`): the test is about scheduling, not HTTP.
+    A `Source` (`passes`, `fetch_pass`) like `AuditLogClient`: the test is about scheduling, not HTTP.
     """
 
     passes = (False,)
@@ -79,7 +79,7 @@ class GatedClient:
     def api_clock_offset(self) -> float | None:
         return 0.0  # the API's clock agrees with the local one
 
-    def fetch_pass(self, start: int, end: int, **_: Any) -> Found:
+    def fetch_pass(self, start: int, end: int, *_: Any, **__: Any) -> Found:
         with self._lock:
             index = len(self.started)
             self.started.append(start)

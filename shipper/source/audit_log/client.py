@@ -25,6 +25,7 @@ from tenacity import RetryCallState
 
 from shipper.config.settings import SourceSettings
 from shipper.errors import (
+    ConfigError,
     RetryableResponseError,
     SourceError,
     SourceRefusedError,
@@ -35,7 +36,7 @@ from shipper.pipeline.windows import Found, WindowOverflowError, assemble, overf
 from shipper.retry import RetryPolicy, parse_retry_after, retrying
 from shipper.runtime import stopping
 from shipper.runtime.metrics import Metrics
-from shipper.secrets import redact
+from shipper.secrets import SecretUnavailableError, read_secret, redact
 from shipper.source.audit_log.event_types import split_by_scope, unknown_event_types
 from shipper.source.audit_log.http import Getter, HttpxGetter, TransportFailure
 from shipper.source.audit_log.parse import Page, error_message, parse_page
@@ -75,7 +76,11 @@ def _refusal(status: int, api_message: str | None, settings: SourceSettings) -> 
 
 
 class AuditLogClient:
-    """Reads `GET /organization/audit_logs`; translates every failure into the shipper error tree."""
+    """Reads `GET /organization/audit_logs`; translates every failure into the shipper error tree.
+
+    The audit-log implementation of the source contract (`shipper.source.contract.Source`); its
+    passes are the values of `tenant_only`, its emulator `shipper.emulator.Emulator`.
+    """
 
     def __init__(
         self,
@@ -319,6 +324,12 @@ class AuditLogClient:
                 f"the audit-log API kept failing; last error: {exc}"
             ) from None
 
+    def probe(self) -> str:
+        """For `shipper check`: the first page of the last hour, which needs a valid admin key."""
+        now = int(time.time())
+        page = self.page([("effective_at[gte]", str(now - 3600)), ("limit", "1")])
+        return f"reachable, key accepted ({len(page.events)} event(s) in the last hour on page 1)"
+
     def _crowded(self, first_page: list[AuditEvent], span: int, limit: float) -> bool:
         """Whether a window's first page is so dense that its pass must hold over `limit`.
 
@@ -336,8 +347,8 @@ class AuditLogClient:
         self,
         start: int,
         end: int,
-        *,
         tenant_only: bool,
+        *,
         limit: int | None = None,
         organization: str | None = None,
         sharing: int = 1,
@@ -517,3 +528,16 @@ class AuditLogClient:
                 )
             )
         return assemble([found], limit)
+
+
+def admin_key_client(settings: SourceSettings, metrics: Metrics | None = None) -> AuditLogClient:
+    """The audit-log source of `[source] type = "audit_log"`, with the admin key it names."""
+    try:
+        key = read_secret(
+            env=settings.api_key_env, file=settings.api_key_file, what="admin API key"
+        )
+    except SecretUnavailableError as exc:
+        raise ConfigError(
+            f"source {settings.name!r}: {exc}", key="source.api_key_env / source.api_key_file"
+        ) from None
+    return AuditLogClient(settings, key, metrics=metrics)

@@ -1,1 +1,1 @@
-"""The sink contract suite: the promises every sink keeps, and a harness per built-in sink."""
+"""The sink contract suite (`suite.SinkContractSuite`), the harness a sink provides for it (`harness.SinkHarness`), and the event sets it sends (`events`)."""

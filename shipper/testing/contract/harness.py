@@ -1,14 +1,16 @@
-"""What each sink's test harness provides so the shared contract suite can drive it.
+"""What a sink's test harness provides so the contract suite (`suite.py`) can drive it.
 
-A harness module is `tests/contract/harness_<type>.py` defining `make_harness(tmp_path) -> SinkHarness`
-as a context manager (start the real local receiver on entry, stop it on exit). The contract
-suite (`test_contract.py`) discovers every such module and runs each test against each harness.
+A harness starts the sink's real receiver (a loopback fake, a local daemon, a directory) and
+answers for it: what arrived, how to take it down, how to restart it. The suite obtains one per
+test from `SinkContractSuite.make_harness(tmp_path)`, a context manager: the receiver is started
+on entry and stopped on exit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any, Protocol
 
 from shipper.pipeline.sink import Sink
@@ -33,5 +35,5 @@ class SinkHarness(Protocol):
         """Make the receiver refuse this event for good; False if the receiver cannot do that."""
 
 
-HarnessFactory = Any  # Callable[[Path], AbstractContextManager[SinkHarness]]
-__all__ = ["HarnessFactory", "Iterator", "SinkHarness"]
+HarnessFactory = Callable[[Path], AbstractContextManager[SinkHarness]]
+__all__ = ["HarnessFactory", "SinkHarness"]
