@@ -72,15 +72,12 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_run(args: argparse.Namespace) -> int:
     from shipper.config.settings import load_config
     from shipper.runtime import app, logs
-    from shipper.runtime.malloc import limit_arenas
-    from shipper.runtime.signals import install_reopen_handler, install_stop_handlers
-
-    limit_arenas()  # before the fetch and sink threads start
-    config = load_config(args.config)
-    logs.configure(config.log.level, config.log.format)
     from shipper.runtime.gcfreeze import freeze_startup
     from shipper.runtime.progress import wanted
+    from shipper.runtime.signals import install_reopen_handler, install_stop_handlers
 
+    config = load_config(args.config)
+    logs.configure(config.log.level, config.log.format)
     freeze_startup()  # the last of start-up's imports is done
     stop = threading.Event()
     install_stop_handlers(stop)

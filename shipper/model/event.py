@@ -213,59 +213,30 @@ def _unexpected(obj: JsonDict, keys: tuple[str, ...], kind: type) -> JsonDict:
 
 
 def _read_user(actor: Actor, user: JsonDict) -> None:
-    user_id, email = user.get("id"), user.get("email")
-    actor.user_id = _str(user_id)
-    actor.user_email = _str(email)
-    # The common shape, checked without building anything: no undeclared key, and every value
-    # read as sent (`_str(v) is v` unless v is there with another shape).
-    if user.keys() <= _USER_KEYS and actor.user_id is user_id and actor.user_email is email:
-        return
+    actor.user_id = _str(user.get("id"))
+    actor.user_email = _str(user.get("email"))
     extra = _rest(user, _USER_KEYS) | _unexpected(user, ("id", "email"), str)
     if extra:
         actor.extra["user"] = extra
 
 
-def _is_dict_or_none(value: Any) -> bool:
-    return value is None or isinstance(value, dict)
-
-
 def _read_session(actor: Actor, session: JsonDict) -> None:
-    user, details = session.get("user"), session.get("ip_address_details")
-    ip, agent = session.get("ip_address"), session.get("user_agent")
-    ja3, ja4 = session.get("ja3"), session.get("ja4")
-    _read_user(actor, _dict(user))
-    actor.ip, actor.user_agent, actor.ja3, actor.ja4 = _str(ip), _str(agent), _str(ja3), _str(ja4)
-    actor.geo = _dict(details)
-    if (
-        session.keys() <= _SESSION_KEYS
-        and actor.ip is ip
-        and actor.user_agent is agent
-        and actor.ja3 is ja3
-        and actor.ja4 is ja4
-        and _is_dict_or_none(user)
-        and _is_dict_or_none(details)
-    ):
-        return
+    _read_user(actor, _dict(session.get("user")))
+    actor.ip = _str(session.get("ip_address"))
+    actor.user_agent = _str(session.get("user_agent"))
+    actor.ja3 = _str(session.get("ja3"))
+    actor.ja4 = _str(session.get("ja4"))
+    actor.geo = _dict(session.get("ip_address_details"))
     actor.extra.update(_rest(session, _SESSION_KEYS))
     actor.extra.update(_unexpected(session, ("ip_address", "user_agent", "ja3", "ja4"), str))
     actor.extra.update(_unexpected(session, ("user", "ip_address_details"), dict))
 
 
 def _read_api_key(actor: Actor, key: JsonDict) -> None:
-    key_id, kind = key.get("id"), key.get("type")
-    user, account = key.get("user"), key.get("service_account")
-    actor.api_key_id = _str(key_id)
-    actor.api_key_kind = _str(kind)
-    _read_user(actor, _dict(user))
-    actor.service_account_id = _str(_dict(account).get("id"))
-    if (
-        key.keys() <= _API_KEY_KEYS
-        and actor.api_key_id is key_id
-        and actor.api_key_kind is kind
-        and _is_dict_or_none(user)
-        and _is_dict_or_none(account)
-    ):
-        return
+    actor.api_key_id = _str(key.get("id"))
+    actor.api_key_kind = _str(key.get("type"))
+    _read_user(actor, _dict(key.get("user")))
+    actor.service_account_id = _str(_dict(key.get("service_account")).get("id"))
     actor.extra.update(_rest(key, _API_KEY_KEYS))
     actor.extra.update(_unexpected(key, ("id", "type"), str))
     actor.extra.update(_unexpected(key, ("user", "service_account"), dict))
@@ -284,9 +255,7 @@ def read_actor(raw: Any) -> Actor:
         _read_api_key(actor, _dict(detail))
     elif detail is not None:
         actor.extra[kind or "detail"] = detail
-    read = ("type" in raw) + (kind is not None and kind != "type" and kind in raw)
-    if len(raw) > read:  # keys besides `type` and the kind's own object
-        actor.extra.update({k: v for k, v in raw.items() if k not in ("type", kind)})
+    actor.extra.update({k: v for k, v in raw.items() if k not in ("type", kind)})
     return actor
 
 

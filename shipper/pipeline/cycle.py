@@ -1,9 +1,10 @@
 """One cycle: fetch the span every sink still needs, window by window, and fan it out.
 
 The span runs from the oldest sink cursor minus `lookback` to the `now` read when the cycle
-began: the earlier of the local clock and the API's (its `Date`), less `clock_safety_lag`. Windows are fetched up to `concurrency` at a time (as many as waiting on the API makes
-worth it, see `FetchLoad`), each with its passes (ordinary and `tenant_only`) side by side
-when that is worth it too, the client keeping the requests in flight to `concurrency` in all;
+began: the earlier of the local clock and the API's (its `Date`), less `clock_safety_lag`.
+Windows are fetched up to `concurrency` at a time, each with its passes (ordinary and
+`tenant_only`) side by side, the client keeping the requests in flight to `concurrency` in all
+(and fewer while the API pushes back, `shipper.source.inflight`);
 they are handed to the sinks strictly in order, and each sink commits its cursor after every
 window it finished (see `delivery.py`).
 """
@@ -61,39 +62,6 @@ class CycleObserver(Protocol):
     def end(self) -> None: ...
 
 
-@dataclass(slots=True)
-class FetchLoad:
-    """How much of a pass's time is spent waiting on the API, as a moving average.
-
-    Work on pages (parsing, building events) runs one thread at a time (the GIL), so fetching
-    more windows at once only helps while requests wait: with each pass busy a fraction `cpu /
-    wall` of its time, about `wall / cpu` passes in flight keep a core busy (Little's law). On a
-    fast API (loopback, a benchmark) that is one window, and more threads would only fight for
-    the GIL; at real API latencies it is every lane `concurrency` allows.
-    """
-
-    wall: float = 0.0
-    cpu: float = 0.0
-
-    def record(self, wall: float, cpu: float) -> None:
-        if self.wall == 0.0:
-            self.wall, self.cpu = wall, cpu
-        else:  # updates race between fetch threads; a lost sample does not matter
-            self.wall += (wall - self.wall) / 8
-            self.cpu += (cpu - self.cpu) / 8
-
-    def passes_side_by_side(self, passes: int) -> bool:
-        """Whether a window's passes are worth a thread each: only while a pass waits on the
-        API about as long as all of them compute. Side by side on a fast API, passes measure
-        each other's wait for the GIL (wall about twice cpu), so the bar is set above that."""
-        return self.cpu <= 0.0 or self.wall >= self.cpu * (passes + 1)
-
-    def windows_worth_fetching(self, passes: int, lanes: int) -> int:
-        if self.cpu <= 0.0:
-            return lanes
-        return max(1, min(lanes, round(self.wall / (self.cpu * passes))))
-
-
 class Pipeline:
     """Moves events from one source to its sink workers."""
 
@@ -117,7 +85,6 @@ class Pipeline:
         self.observer = observer
         self.lookback = int(settings.lookback)
         self.target = settings.window_max_events
-        self.load = FetchLoad()
 
     def _fetch(self, start: int, end: int, limit: int | None) -> list[AuditEvent]:
         return self.client.fetch_window(
@@ -125,14 +92,13 @@ class Pipeline:
         )
 
     def _submit(self, pool: ThreadPoolExecutor, start: int, end: int, limit: int) -> Passes:
-        """Start every pass of a window: side by side when waiting on the API makes it worth a
-        thread each (see `FetchLoad`), else one after the other in one thread. Pages within a
-        pass are sequential. Each pass may read up to `limit` events, their union too; when one
-        pass overflows, the others give up before their next page (`abandon`).
+        """Start every pass of a window, side by side; pages within a pass are sequential. Each
+        pass may read up to `limit` events, their union too; when one pass overflows, the others
+        give up before their next page (`abandon`).
         """
         abandon = threading.Event()
         passes = self.client.passes
-        groups = [(p,) for p in passes] if self.load.passes_side_by_side(len(passes)) else [passes]
+        groups = [(p,) for p in passes]
         return [
             pool.submit(self._fetch_passes, start, end, group, limit=limit, abandon=abandon)
             for group in groups
@@ -149,26 +115,18 @@ class Pipeline:
     ) -> Found:
         found: Found = {}
         for index, which in enumerate(group):
-            began, cpu = time.monotonic(), time.thread_time()
-            try:
-                found.update(
-                    self.client.fetch_pass(
-                        start,
-                        end,
-                        which,
-                        limit=limit - len(found),
-                        organization=self.settings.organization,
-                        sharing=len(self.client.passes) - index,  # passes still to read
-                        abandon=abandon,
-                    )
+            found.update(
+                self.client.fetch_pass(
+                    start,
+                    end,
+                    which,
+                    limit=limit - len(found),
+                    organization=self.settings.organization,
+                    sharing=len(self.client.passes) - index,  # passes still to read
+                    abandon=abandon,
                 )
-            finally:
-                self.load.record(time.monotonic() - began, time.thread_time() - cpu)
+            )
         return found
-
-    def _lookahead(self, planner: WindowPlanner) -> int:
-        passes = len(self.client.passes)
-        return min(planner.lookahead, self.load.windows_worth_fetching(passes, planner.lanes))
 
     def _resolve(self, start: int, end: int, passes: Passes, limit: int) -> Iterator[Window]:
         """The window's events; a window over the hard cap is fetched piece by piece."""
@@ -360,7 +318,7 @@ class Pipeline:
         two windows held at once, each is planned smaller, so that together they hold about as
         many events as four windows of the target.
         """
-        lookahead = self._lookahead(planner)
+        lookahead = planner.lookahead
         held = 2 * lookahead if lookahead > 1 else 1
         share = max(self.target * min(held, 4) // held, planner.min_events)
         planner.retarget(min(share, self.target))

@@ -7,10 +7,9 @@ Formats are imported lazily so `shipper --help` stays fast.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from operator import attrgetter
-from typing import Any, Literal
+from typing import Literal
 
 import orjson
 
@@ -23,37 +22,34 @@ JSON_FORMATS: frozenset[str] = frozenset({"raw", "normalized", "ecs", "ocsf"})
 DocumentRenderer = Callable[[AuditEvent], JsonDict]
 Renderer = Callable[[AuditEvent], bytes]
 
-# format -> "module:function" returning a dict (JSON formats) or a str (CEF).
-_DOCUMENT_RENDERERS: dict[str, str] = {
-    "raw": "shipper.render.basic:render_raw",
-    "normalized": "shipper.render.basic:render_normalized",
-    "ecs": "shipper.render.ecs:render_ecs",
-    "ocsf": "shipper.render.ocsf:render_ocsf",
-}
-_TEXT_RENDERERS: dict[str, str] = {"cef": "shipper.render.cef:render_cef"}
-
-
-def _load(spec: str) -> Callable[..., Any]:
-    module, _, name = spec.partition(":")
-    func: Callable[..., Any] = getattr(importlib.import_module(module), name)
-    return func
-
 
 def document_renderer(fmt: str) -> DocumentRenderer:
     """The dict-producing renderer of a JSON format; `ValueError` for CEF or an unknown name."""
-    if fmt not in _DOCUMENT_RENDERERS:
-        raise ValueError(
-            f"format {fmt!r} is not a JSON format (choose one of {sorted(JSON_FORMATS)})"
-        )
-    render: DocumentRenderer = _load(_DOCUMENT_RENDERERS[fmt])
-    return render
+    if fmt == "raw":
+        from shipper.render.basic import render_raw
+
+        return render_raw
+    if fmt == "normalized":
+        from shipper.render.basic import render_normalized
+
+        return render_normalized
+    if fmt == "ecs":
+        from shipper.render.ecs import render_ecs
+
+        return render_ecs
+    if fmt == "ocsf":
+        from shipper.render.ocsf import render_ocsf
+
+        return render_ocsf
+    raise ValueError(f"format {fmt!r} is not a JSON format (choose one of {sorted(JSON_FORMATS)})")
 
 
 def renderer(fmt: str) -> Renderer:
     """The bytes-producing renderer for any format."""
-    if fmt in _TEXT_RENDERERS:
-        text = _load(_TEXT_RENDERERS[fmt])
-        return lambda event: str(text(event)).encode("utf-8")
+    if fmt == "cef":
+        from shipper.render.cef import render_cef
+
+        return lambda event: render_cef(event).encode("utf-8")
     if fmt == "raw":
         # The API object as received, in the bytes the source already holds (attrgetter: no
         # Python frame of its own, and the sinks call this once per event).

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-import orjson
-
 from shipper.model.event import Actor, AuditEvent, JsonDict, read_actor
 from shipper.render.mapping import Mapping, mapping_for
 
@@ -54,7 +52,8 @@ def read_ip(value: Any) -> tuple[IPAddress | None, str | None]:
 @lru_cache(maxsize=4096)
 def _read_ip_text(value: str) -> tuple[IPAddress | None, str | None]:
     # Cached: an organization's audit log comes from few addresses, each seen again and again,
-    # and parsing one costs more than the rest of its source fields. The results are immutable.
+    # and parsing one costs more than the rest of its source fields. The results are immutable
+    # (an address and a string), so sharing them is safe.
     try:
         ip = ipaddress.ip_address(value)
     except ValueError:
@@ -119,31 +118,11 @@ def _convert(details: JsonDict) -> dict[str, Any]:
 
 
 def parse_geo(details: Any) -> Geo:
-    """Convert `ip_address_details`; anything unparseable (or unknown) lands in `leftover`.
-
-    The result is shared between events with the same details: treat it, `leftover` included,
-    as immutable.
-    """
+    """Convert `ip_address_details`; anything unparseable (or unknown) lands in `leftover`."""
     if details is None:
-        return _NO_GEO
+        return Geo()
     if not isinstance(details, dict):
         return Geo(leftover={"value": details})
-    try:
-        # The key is the details' JSON, not their items: equal items may differ in type (1,
-        # 1.0 and True; 0.0 and -0.0), and each converts differently.
-        key = orjson.dumps(details)
-    except TypeError:  # not JSON (an integer beyond 64 bits): not worth a key
-        return _parse_geo(details)
-    return _parse_geo_json(key)
-
-
-_NO_GEO = Geo()
-
-
-@lru_cache(maxsize=4096)
-def _parse_geo_json(key: bytes) -> Geo:
-    # Cached for the reason `_read_ip_text` is: the details come with the address, and repeat.
-    details: JsonDict = orjson.loads(key)
     return _parse_geo(details)
 
 

@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import socket
 import ssl
+import struct
 import termios
 import time
 
@@ -21,15 +22,17 @@ log = structlog.get_logger("shipper.sinks.syslog")
 
 Address = tuple[str, int]
 _ACK_POLL = (0.001, 0.05)  # first and longest pause while waiting for TCP acknowledgements
+_C_INT = struct.Struct("i")  # what the ioctl writes: a C int, in the machine's byte order
 
 
 def unacked_bytes(sock: socket.socket) -> int | None:
     """Bytes the peer has not acknowledged yet (Linux SIOCOUTQ); None where unsupported."""
     try:
-        buf = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+        buf = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, _C_INT.pack(0))
     except (OSError, AttributeError):
         return None
-    return int.from_bytes(buf, "little", signed=True)
+    unacked: int = _C_INT.unpack(buf)[0]
+    return unacked
 
 
 def closed_reason(sock: socket.socket) -> str | None:

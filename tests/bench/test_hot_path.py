@@ -16,13 +16,12 @@ from pydantic import SecretStr
 from shipper.config.settings import SourceSettings, load_config
 from shipper.emulator import Emulator, Fault, generate_events, is_tenant_scoped
 from shipper.emulator.stats import Stats
+from shipper.http.guard import environment_proxy
 from shipper.model.event import AuditEvent
-from shipper.pipeline.cycle import FetchLoad
 from shipper.pipeline.sink import SinkContext
 from shipper.pipeline.windows import WindowOverflowError, WindowPlanner
 from shipper.runtime import app
 from shipper.source.audit_log.client import AuditLogClient
-from shipper.source.audit_log.http import environment_proxy
 from sinks.file.sink import FileSettings, FileSink
 from tests.conftest import KEY, T0, config_text, write_config
 
@@ -61,28 +60,6 @@ def test_one_window_at_a_time_until_an_event_was_seen() -> None:
     assert planner.lookahead == 1
     planner.observe(3600, 7200, 5)
     assert planner.lookahead == 8
-
-
-def test_windows_fetched_at_once_follow_how_long_passes_wait() -> None:
-    """Passes that mostly wait on the API get every lane; passes busy on the CPU get one window."""
-    waiting, busy, fresh = FetchLoad(), FetchLoad(), FetchLoad()
-    for _ in range(20):
-        waiting.record(wall=0.5, cpu=0.01)
-        busy.record(wall=0.012, cpu=0.01)
-    assert waiting.windows_worth_fetching(passes=2, lanes=8) == 8
-    assert busy.windows_worth_fetching(passes=2, lanes=8) == 1
-    assert fresh.windows_worth_fetching(passes=2, lanes=8) == 8
-
-
-def test_passes_get_a_thread_each_only_while_they_mostly_wait() -> None:
-    """On a fast API a window's passes run in turn; side by side they would only share the GIL."""
-    waiting, busy, contended, fresh = FetchLoad(), FetchLoad(), FetchLoad(), FetchLoad()
-    for _ in range(20):
-        waiting.record(wall=0.5, cpu=0.01)
-        busy.record(wall=0.012, cpu=0.01)
-        contended.record(wall=0.021, cpu=0.01)  # side by side, each waits for the other's GIL
-    assert waiting.passes_side_by_side(2) and fresh.passes_side_by_side(2)
-    assert not busy.passes_side_by_side(2) and not contended.passes_side_by_side(2)
 
 
 # -- the source -----------------------------------------------------------------------------

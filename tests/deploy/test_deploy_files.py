@@ -727,3 +727,21 @@ def test_the_stop_grace_period_ends_before_every_deploy_files_kill_deadline() ->
 def test_systemctl_reload_makes_the_follow_mode_service_reopen_its_files() -> None:
     """`systemctl reload shipper` sends SIGHUP, which reopens the file sinks (log rotation)."""
     assert last(unit("shipper.service"), "Service", "ExecReload") == "/bin/kill -HUP $MAINPID"
+
+
+def cron_environment() -> dict[str, str]:
+    """The crontab's `NAME=value` lines (cron sets them for every job of the file)."""
+    pairs = (line.partition("=") for line in CRON.read_text().splitlines())
+    return {name: value for name, sep, value in pairs if sep and re.fullmatch(r"[A-Z_]+", name)}
+
+
+def test_every_way_to_run_it_caps_glibcs_malloc_arenas() -> None:
+    """The image, both systemd units, both Kubernetes workloads and the cron file set
+    MALLOC_ARENA_MAX=2, so threads that allocate and free event bytes share two arenas."""
+    assert env_of(stages()[-1]).get("MALLOC_ARENA_MAX") == "2"
+    for name in SERVICES:
+        assert "MALLOC_ARENA_MAX=2" in unit(name)["Service"].get("Environment", []), name
+    for name, pod in pods():
+        env = {e["name"]: e.get("value") for e in container(pod).get("env", [])}
+        assert env.get("MALLOC_ARENA_MAX") == "2", name
+    assert cron_environment().get("MALLOC_ARENA_MAX") == "2"

@@ -281,3 +281,21 @@ def test_syslog_stalled_receiver_that_never_recovers_fails_the_window(
     ):
         sink.send(window(0, 1600))
         sink.flush()
+
+
+def test_unacked_bytes_reads_the_kernels_count_of_bytes_the_peer_has_not_taken() -> None:
+    """The delivery barrier's count is the kernel's C int as the machine stores it: bytes stuck
+    behind a peer that never reads are counted (at most what was written), none on a fresh one."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        with socket.create_connection(listener.getsockname(), timeout=DEADLINE) as sender:
+            peer, _ = listener.accept()
+            with peer:
+                assert unacked_bytes(sender) == 0
+                sender.setblocking(False)
+                written = 0
+                with contextlib.suppress(BlockingIOError):
+                    for _ in range(10_000):  # the peer's window and our send buffer fill first
+                        written += sender.send(b"x" * 65536)
+                stuck = unacked_bytes(sender)
+                assert stuck is not None and 0 < stuck <= written
