@@ -1,6 +1,7 @@
 """One exception tree, classified by what the caller should do.
 
-Only the CLI turns these into exit codes (see `ExitCode`); everything below it raises.
+Only the CLI turns these into exit codes, through `exit_code_of` (the one table from error class
+to `ExitCode`); everything below it raises.
 """
 
 from __future__ import annotations
@@ -20,19 +21,16 @@ class ExitCode(enum.IntEnum):
     SOURCE_UNAVAILABLE = 4
     SINK_FAILED = 5
     LOCKED = 6
+    STATE_DAMAGED = 7
     INTERRUPTED = 130
 
 
 class ShipperError(Exception):
     """Base of every error the CLI reports as a message instead of a traceback."""
 
-    exit_code: ExitCode = ExitCode.INTERNAL
-
 
 class ConfigError(ShipperError):
     """The configuration is unusable; the message names the file and the key."""
-
-    exit_code = ExitCode.CONFIG
 
     def __init__(self, message: str, *, path: str | None = None, key: str | None = None) -> None:
         where = ":".join(p for p in (path, key) if p)
@@ -44,13 +42,14 @@ class ConfigError(ShipperError):
 class LockHeldError(ShipperError):
     """Another shipper process owns the state directory."""
 
-    exit_code = ExitCode.LOCKED
+
+class StateDamagedError(ShipperError):
+    """A state file (cursor, dead letters, quarantine) cannot be read; the message names the file
+    and what to do. Shipper refuses to guess: a guess could skip or lose events."""
 
 
 class Interrupted(ShipperError):
     """A stop was requested (SIGTERM) during a wait or a request: the work in flight is abandoned."""
-
-    exit_code = ExitCode.INTERRUPTED
 
 
 class SourceError(ShipperError):
@@ -68,13 +67,9 @@ class SourceError(ShipperError):
 class SourceRefusedError(SourceError):
     """The API refused the request for a reason retrying cannot fix (400/401/403/404)."""
 
-    exit_code = ExitCode.SOURCE_REFUSED
-
 
 class SourceUnavailableError(SourceError):
     """Retries against the API were exhausted (5xx, 429, timeouts, garbled bodies)."""
-
-    exit_code = ExitCode.SOURCE_UNAVAILABLE
 
 
 class RetryableResponseError(Exception):
@@ -91,7 +86,6 @@ class RetryableResponseError(Exception):
 class SinkError(ShipperError):
     """A sink could not take the batch; its cursor stays where it was."""
 
-    exit_code = ExitCode.SINK_FAILED
     progress: Progress | None = None  # what the failing send had settled for good, if it knows
 
     def __init__(self, sink: str, message: str) -> None:
@@ -117,3 +111,27 @@ class SinkRefusalsUnexplainedError(SinkRetryableError):
 
 class SinkFatalError(SinkError):
     """A failure no retry can fix (bad token, missing index): stop this sink and tell the operator."""
+
+
+# The one mapping from what went wrong to the process's exit code, most specific class first.
+# Anything else (a bug, an answer nobody foresaw) is INTERNAL.
+_EXIT_CODES: tuple[tuple[type[BaseException], ExitCode], ...] = (
+    (Interrupted, ExitCode.INTERRUPTED),
+    (KeyboardInterrupt, ExitCode.INTERRUPTED),
+    (ConfigError, ExitCode.CONFIG),
+    (LockHeldError, ExitCode.LOCKED),
+    (StateDamagedError, ExitCode.STATE_DAMAGED),
+    (SourceRefusedError, ExitCode.SOURCE_REFUSED),
+    (SourceUnavailableError, ExitCode.SOURCE_UNAVAILABLE),
+    (SinkError, ExitCode.SINK_FAILED),
+)
+
+
+def exit_code_of(error: BaseException | None) -> ExitCode:
+    """The exit code that reports `error` (None: success)."""
+    if error is None:
+        return ExitCode.OK
+    for kind, code in _EXIT_CODES:
+        if isinstance(error, kind):
+            return code
+    return ExitCode.INTERNAL

@@ -7,7 +7,7 @@ from functools import partial
 from pathlib import Path
 
 from shipper.config.settings import Config, SourceSettings, load_config
-from shipper.errors import ExitCode, ShipperError
+from shipper.errors import ExitCode, ShipperError, exit_code_of
 from shipper.runtime.app import connect_source, create_sink
 from shipper.secrets import redact
 
@@ -34,7 +34,7 @@ def _verdict(component: str, probe: Callable[[], str]) -> tuple[str, bool, str, 
     try:
         return (component, True, probe(), ExitCode.OK)
     except ShipperError as exc:
-        return (component, False, redact(str(exc)), exc.exit_code)
+        return (component, False, redact(str(exc)), exit_code_of(exc))
     except OSError as exc:
         return (component, False, redact(f"{type(exc).__name__}: {exc}"), ExitCode.SINK_FAILED)
 

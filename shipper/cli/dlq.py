@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from shipper.config.settings import Config, SourceSettings, load_config
-from shipper.errors import ConfigError, LockHeldError, ShipperError
+from shipper.errors import ConfigError, LockHeldError, StateDamagedError
 from shipper.model.event import AuditEvent
 from shipper.pipeline import deadletter
 from shipper.pipeline.cursor_store import StateLock
@@ -65,8 +65,9 @@ def read_entries(path: Path) -> Iterator[Entry]:
         try:
             doc = orjson.loads(line)
         except orjson.JSONDecodeError:
-            raise ShipperError(
-                f"{path}:{number}: not a dead-letter record (invalid JSON)"
+            raise StateDamagedError(
+                f"dead-letter file {path}, line {number}: not a dead-letter record (invalid "
+                "JSON); repair or remove that line (the others are intact), then run again"
             ) from None
         yield Entry(line, doc)
 

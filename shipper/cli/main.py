@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from shipper.errors import ExitCode, ShipperError
+from shipper.errors import ExitCode, ShipperError, exit_code_of
 
 EXIT_CODES_HELP = """exit codes:
   0  success (every sink caught up, or follow mode stopped cleanly)
@@ -21,6 +21,8 @@ EXIT_CODES_HELP = """exit codes:
   4  the API stayed unavailable after retries (5xx, 429, timeouts, garbled bodies)
   5  at least one sink could not be delivered to; its cursor stayed where it was
   6  another shipper holds the state directory's lock
+  7  a state file (cursor, dead letters, quarantine) is damaged; the message names the file
+     and what to do (restore it from a backup, or delete it as the message says)
 """
 
 
@@ -160,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from shipper.secrets import redact
 
         print(f"shipper: error: {redact(str(exc))}", file=sys.stderr)
-        return int(exc.exit_code)
+        return int(exit_code_of(exc))
     except KeyboardInterrupt:
         return int(ExitCode.INTERRUPTED)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from shipper.errors import LockHeldError, ShipperError
+from shipper.errors import LockHeldError, StateDamagedError
 from shipper.model.event import rfc3339
 from shipper.pipeline.cursor import Cursor
 from shipper.runtime.durable_files import (
@@ -30,7 +30,7 @@ from shipper.runtime.durable_files import (
 STATE_VERSION = 1
 
 
-class StateCorruptError(ShipperError):
+class StateCorruptError(StateDamagedError):
     """A cursor file exists but cannot be read; we refuse to guess where the sink stands."""
 
 

@@ -13,17 +13,15 @@ from pathlib import Path
 import structlog
 
 from shipper.config.settings import Config, load_config
-from shipper.errors import ExitCode, ShipperError
+from shipper.errors import ConfigError, ShipperError
 from shipper.model.event import rfc3339
 from shipper.pipeline.cursor_store import CursorStore, StateLock
 
 log = structlog.get_logger("shipper")
 
 
-class CursorRenameError(ShipperError):
+class CursorRenameError(ConfigError):
     """`cursor rename` was asked for something it must not do; nothing was changed."""
-
-    exit_code = ExitCode.CONFIG
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from shipper.errors import (
     SinkError,
     SourceRefusedError,
     SourceUnavailableError,
+    exit_code_of,
 )
 from shipper.pipeline import deadletter
 from shipper.pipeline.cursor import Cursor
@@ -255,7 +256,7 @@ class Runner:
             single = len(self.config.all_sources) == 1
             if single and (self.once or isinstance(exc, SourceRefusedError)):
                 raise
-            return exc.exit_code
+            return exit_code_of(exc)
         except Exception:
             # A bug, or an answer nobody foresaw: --once ends with it; follow mode must not
             # (a crash loop under a supervisor), so it logs it whole and tries again later.

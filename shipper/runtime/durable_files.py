@@ -12,21 +12,20 @@ import os
 import tempfile
 from pathlib import Path
 
-from shipper.errors import ExitCode, ShipperError
+from shipper.errors import ConfigError
 
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
 
 
-class SymlinkRefusedError(ShipperError, OSError):
+class SymlinkRefusedError(ConfigError, OSError):
     """A file shipper opens is a symbolic link: refused rather than followed.
 
     Also an OSError, so callers that turn I/O trouble into a sink failure handle it as such.
     """
 
-    exit_code = ExitCode.CONFIG
-
     def __init__(self, path: Path) -> None:
+        self.path, self.key = str(path), None
         OSError.__init__(
             self,
             errno.ELOOP,

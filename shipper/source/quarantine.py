@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import structlog
 
-from shipper.errors import ShipperError
+from shipper.errors import StateDamagedError
 from shipper.model.event import rfc3339
 from shipper.runtime.durable_files import open_append, write_all
 from shipper.runtime.metrics import Metrics
@@ -79,7 +79,10 @@ def read_entries(path: Path, *, strict: bool = True) -> list[Entry]:
             doc = orjson.loads(line)
         except orjson.JSONDecodeError:
             if strict and number < len(lines):  # not the unterminated last line
-                raise ShipperError(f"{path}:{number}: not a quarantine record") from None
+                raise StateDamagedError(
+                    f"quarantine file {path}, line {number}: not a quarantine record; repair "
+                    "or remove that line (the others are intact), then run again"
+                ) from None
             continue
         entries.append(Entry(line, doc))
     return entries

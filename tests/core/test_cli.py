@@ -38,7 +38,7 @@ def test_help_documents_exit_codes() -> None:
     """`shipper --help` lists every exit code."""
     result = shipper("--help")
     assert result.returncode == 0
-    for code in ("0 ", "2 ", "3 ", "4 ", "5 ", "6 "):
+    for code in ("0 ", "2 ", "3 ", "4 ", "5 ", "6 ", "7 "):
         assert f"  {code}" in result.stdout
 
 
@@ -158,3 +158,26 @@ def test_the_stop_signal_never_waits_for_the_lock_the_main_thread_holds() -> Non
         handler(signal.SIGTERM, None)  # a handler calling stop.set() directly never returns
         assert not stop.is_set()
     assert stop.wait(timeout=10)
+
+
+def test_damaged_cursor_file_exits_7_naming_the_file(emulator: Emulator, tmp_path: Path) -> None:
+    """A damaged cursor file exits 7 (not 1, a bug) with its path and what to do."""
+    config = write_config(tmp_path, config_text(emulator.base_url, tmp_path))
+    assert shipper("run", "--once", "--config", str(config)).returncode == 0
+    cursor = tmp_path / "state" / "default" / "cursors" / "archive.json"
+    cursor.write_text("{not json")
+    result = shipper("run", "--once", "--config", str(config))
+    assert result.returncode == 7, result.stderr
+    assert str(cursor) in result.stderr and "restore it from a backup" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_damaged_dead_letter_file_exits_7_naming_the_file(tmp_path: Path) -> None:
+    """A damaged dead-letter file exits 7 with its path and line; no traceback."""
+    config = write_config(tmp_path, config_text("http://127.0.0.1:9/v1", tmp_path))
+    dead = tmp_path / "state" / "dead-letter" / "archive.jsonl"
+    dead.parent.mkdir(parents=True)
+    dead.write_text("{not json\n")
+    result = shipper("dlq", "list", "--sink", "archive", "--config", str(config))
+    assert result.returncode == 7, result.stderr
+    assert "line 1" in result.stderr and "Traceback" not in result.stderr
