@@ -1,6 +1,6 @@
 """The configuration file: TOML, validated once at the edge, strictly (unknown keys rejected).
 
-Every field carries a description; the README's config reference is generated from them
+Every field carries a description; docs/reference/configuration.md is generated from them
 (`python -m docgen.config_reference`).
 """
 

@@ -265,7 +265,7 @@ _GEO_KNOWN = frozenset(_GEO_FIELDS)
 
 
 def normalize(event: AuditEvent) -> JsonDict:
-    """The documented flat `normalized` shape (README: "The normalized format").
+    """The documented flat `normalized` shape (docs/formats.md, "normalized").
 
     Keys whose value would be null are left out; nothing the API sent is dropped: the payload is
     kept whole, unknown actor fields go to `actor_extra`, undeclared top-level fields to `extra`.
