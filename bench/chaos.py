@@ -34,6 +34,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench/chaos.py` as a script
 
@@ -431,7 +432,7 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _event(blob: bytes) -> dict[str, object] | None:
+def _event(blob: bytes) -> dict[str, Any] | None:
     """An ordinary entry decoded; None for a poison entry (undecodable or marked)."""
     try:
         event = orjson.loads(blob)

@@ -56,7 +56,7 @@ def main() -> int:
                 page = read_page(response.read())
                 response.close()
                 if page.data:
-                    out.write(b"\n".join(page.data) + b"\n")  # type: ignore[arg-type]
+                    out.write(b"\n".join(page.data) + b"\n")
                 count += len(page.data)
                 if not page.has_more:
                     break

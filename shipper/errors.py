@@ -1,28 +1,15 @@
 """One exception tree, classified by what the caller should do.
 
-Only the CLI turns these into exit codes, through `exit_code_of` (the one table from error class
-to `ExitCode`); everything below it raises.
+Only the CLI turns these into exit codes (`shipper.cli.exit_codes`, the one table from error
+class to exit code); everything below it raises, or reports the error it met.
 """
 
 from __future__ import annotations
 
-import enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from shipper.pipeline.sink import Progress
-
-
-class ExitCode(enum.IntEnum):
-    OK = 0
-    INTERNAL = 1
-    CONFIG = 2
-    SOURCE_REFUSED = 3
-    SOURCE_UNAVAILABLE = 4
-    SINK_FAILED = 5
-    LOCKED = 6
-    STATE_DAMAGED = 7
-    INTERRUPTED = 130
 
 
 class ShipperError(Exception):
@@ -50,6 +37,10 @@ class StateDamagedError(ShipperError):
 
 class Interrupted(ShipperError):
     """A stop was requested (SIGTERM) during a wait or a request: the work in flight is abandoned."""
+
+
+class SinksBehindError(ShipperError):
+    """A cycle ended with a sink not caught up: its cursor stayed where it was (it said why)."""
 
 
 class SourceError(ShipperError):
@@ -111,27 +102,3 @@ class SinkRefusalsUnexplainedError(SinkRetryableError):
 
 class SinkFatalError(SinkError):
     """A failure no retry can fix (bad token, missing index): stop this sink and tell the operator."""
-
-
-# The one mapping from what went wrong to the process's exit code, most specific class first.
-# Anything else (a bug, an answer nobody foresaw) is INTERNAL.
-_EXIT_CODES: tuple[tuple[type[BaseException], ExitCode], ...] = (
-    (Interrupted, ExitCode.INTERRUPTED),
-    (KeyboardInterrupt, ExitCode.INTERRUPTED),
-    (ConfigError, ExitCode.CONFIG),
-    (LockHeldError, ExitCode.LOCKED),
-    (StateDamagedError, ExitCode.STATE_DAMAGED),
-    (SourceRefusedError, ExitCode.SOURCE_REFUSED),
-    (SourceUnavailableError, ExitCode.SOURCE_UNAVAILABLE),
-    (SinkError, ExitCode.SINK_FAILED),
-)
-
-
-def exit_code_of(error: BaseException | None) -> ExitCode:
-    """The exit code that reports `error` (None: success)."""
-    if error is None:
-        return ExitCode.OK
-    for kind, code in _EXIT_CODES:
-        if isinstance(error, kind):
-            return code
-    return ExitCode.INTERNAL

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -24,8 +25,8 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_mypy_strict_is_clean() -> None:
-    """shipper/ and sinks/ type-check under mypy --strict."""
-    result = run(tool("mypy"), "--strict", "shipper", "sinks")
+    """shipper/, sinks/, docgen/, tests/ and bench/ type-check under mypy --strict (pyproject's files)."""
+    result = run(tool("mypy"), "--strict")
     assert result.returncode == 0, result.stdout[-4000:]
 
 
@@ -39,3 +40,16 @@ def test_ruff_format_is_clean() -> None:
     """ruff format would change nothing."""
     result = run(tool("ruff"), "format", "--check", ".")
     assert result.returncode == 0, result.stdout[-4000:]
+
+
+def test_every_test_says_its_promise_in_a_docstring() -> None:
+    """Each test function has a one-line docstring saying what it promises."""
+    missing = [
+        f"{path.relative_to(ROOT)}:{node.lineno} {node.name}"
+        for path in sorted((ROOT / "tests").rglob("test_*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.name.startswith("test_")
+        and ast.get_docstring(node) is None
+    ]
+    assert missing == []

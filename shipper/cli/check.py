@@ -6,8 +6,9 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from shipper.cli.exit_codes import ExitCode, exit_code_of
 from shipper.config.settings import Config, SourceSettings, load_config
-from shipper.errors import ExitCode, ShipperError, exit_code_of
+from shipper.errors import ShipperError
 from shipper.runtime.app import connect_source, create_sink
 from shipper.secrets import redact
 

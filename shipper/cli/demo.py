@@ -11,6 +11,7 @@ import os
 import time
 from pathlib import Path
 
+from shipper.cli.exit_codes import exit_code_of_run
 from shipper.config.settings import load_config
 from shipper.runtime import app, logs
 
@@ -81,4 +82,4 @@ def run_demo(out: Path, *, events: int = 2000) -> int:
         path = out / f"audit-{name}.jsonl"
         print(f"  {path}: {_count(path)} events ({name})")
     print(f"config: {config_path}  (try: shipper status --config {config_path})")
-    return int(outcome.exit_code)
+    return int(exit_code_of_run(outcome))

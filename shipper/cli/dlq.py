@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from shipper.cli.exit_codes import ExitCode
 from shipper.config.settings import Config, SourceSettings, load_config
 from shipper.errors import ConfigError, LockHeldError, StateDamagedError
 from shipper.model.event import AuditEvent
@@ -78,12 +79,12 @@ def list_entries(config: Config, sink: str, *, as_json: bool) -> int:
     if as_json:
         for entry in entries:
             sys.stdout.write(entry.line.decode() + "\n")
-        return 0
+        return ExitCode.OK
     print(f"{len(entries)} dead letter(s) in {path}")
     for entry in entries:
         doc, event = entry.doc, entry.doc.get("event", {})
         print(f"{doc.get('time')}  {doc.get('event_id')}  {event.get('type')}  {doc.get('reason')}")
-    return 0
+    return ExitCode.OK
 
 
 @contextmanager
@@ -112,7 +113,7 @@ def replay(config: Config, sink: str) -> int:
         entries = list(read_entries(path))
         if not entries:
             print(f"nothing to replay: {path} is empty or absent")
-            return 0
+            return ExitCode.OK
         target = create_sink(config, settings)
         try:
             target.open()
@@ -125,7 +126,7 @@ def replay(config: Config, sink: str) -> int:
     print(
         f"replayed {len(entries) - len(kept)} of {len(entries)} to {sink}; {len(kept)} refused again"
     )
-    return 0 if not kept else 5
+    return ExitCode.OK if not kept else ExitCode.SINK_FAILED
 
 
 def purge(config: Config, sink: str, *, yes: bool) -> int:
@@ -133,11 +134,11 @@ def purge(config: Config, sink: str, *, yes: bool) -> int:
     count = sum(1 for _ in read_entries(path))
     if not yes:
         print(f"would delete {count} dead letter(s) in {path}; add --yes to do it", file=sys.stderr)
-        return 2
+        return ExitCode.CONFIG
     with _state_lock(config):
         path.unlink(missing_ok=True)
     print(f"deleted {count} dead letter(s) from {path}")
-    return 0
+    return ExitCode.OK
 
 
 def main(
@@ -167,7 +168,7 @@ def list_quarantine(config: Config, source: SourceSettings, *, as_json: bool) ->
     if as_json:
         for entry in entries:
             sys.stdout.write(entry.line.decode() + "\n")
-        return 0
+        return ExitCode.OK
     print(f"{len(entries)} quarantined entr{'y' if len(entries) == 1 else 'ies'} in {path}")
     for entry in entries:
         doc = entry.doc
@@ -175,7 +176,7 @@ def list_quarantine(config: Config, source: SourceSettings, *, as_json: bool) ->
             f"{doc.get('time')}  {doc.get('event_id') or '-'}  [{doc.get('window_start')}, "
             f"{doc.get('window_end')})  {doc.get('request_id') or '-'}  {doc.get('reason')}"
         )
-    return 0
+    return ExitCode.OK
 
 
 def replay_quarantine(config: Config, source: SourceSettings) -> int:
@@ -189,7 +190,7 @@ def replay_quarantine(config: Config, source: SourceSettings) -> int:
         entries = quarantine.read_entries(path)
         if not entries:
             print(f"nothing to replay: {path} is empty or absent")
-            return 0
+            return ExitCode.OK
         parsed = [(entry, parse_entry(entry.raw, source.organization)) for entry in entries]
         events = [event for _, event in parsed if not isinstance(event, Defect)]
         if events:
@@ -209,7 +210,7 @@ def replay_quarantine(config: Config, source: SourceSettings) -> int:
         f"delivered {len(events)} of {len(entries)} quarantined entries to {sinks}; "
         f"{len(kept)} still unreadable"
     )
-    return 0 if not kept else 5
+    return ExitCode.OK if not kept else ExitCode.SINK_FAILED
 
 
 def quarantine_main(

@@ -11,7 +11,8 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from shipper.errors import ExitCode, ShipperError, exit_code_of
+from shipper.cli.exit_codes import ExitCode, exit_code_of, exit_code_of_run
+from shipper.errors import ShipperError
 
 EXIT_CODES_HELP = """exit codes:
   0  success (every sink caught up, or follow mode stopped cleanly)
@@ -91,8 +92,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         stop=stop,
         progress=wanted(config.log.format),
         stop_grace=app.STOP_GRACE,
+        stop_grace_exit_code=ExitCode.INTERRUPTED,
     )
-    return int(outcome.exit_code)
+    return int(exit_code_of_run(outcome))
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

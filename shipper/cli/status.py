@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from shipper.cli.exit_codes import ExitCode
 from shipper.config.settings import Config, SourceSettings, load_config
 from shipper.model.event import rfc3339
 from shipper.pipeline import deadletter
@@ -22,7 +23,7 @@ def _count_lines(path: Path) -> int:
         with path.open("rb") as handle:
             return sum(1 for _ in handle)
     except FileNotFoundError:
-        return 0
+        return ExitCode.OK
 
 
 def collect(config: Config, now: float | None = None) -> dict[str, Any]:
@@ -102,4 +103,4 @@ def show_status(config_path: Path, *, as_json: bool) -> int:
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         print(_text(doc))
-    return 0
+    return ExitCode.OK

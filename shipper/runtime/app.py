@@ -13,12 +13,11 @@ import structlog
 
 from shipper.config.settings import Config, SourceSettings, sink_plugins
 from shipper.errors import (
-    ExitCode,
     Interrupted,
     SinkError,
+    SinksBehindError,
     SourceRefusedError,
     SourceUnavailableError,
-    exit_code_of,
 )
 from shipper.pipeline import deadletter
 from shipper.pipeline.cursor import Cursor
@@ -47,8 +46,12 @@ ClientFactory = Callable[[SourceSettings, Metrics | None], Source]
 STOP_GRACE = 20.0
 # Follow mode: the longest pause after consecutive failed cycles (doubling from poll_interval).
 MAX_BACKOFF = 300.0
-# Cycle results after which follow mode backs off: the cycle as a whole could not run.
-_CYCLE_FAILED = frozenset({ExitCode.INTERNAL, ExitCode.SOURCE_UNAVAILABLE, ExitCode.SOURCE_REFUSED})
+
+
+def _cycle_could_not_run(failure: BaseException) -> bool:
+    """Follow mode backs off after these: the source failed or the cycle crashed (a sink that
+    stayed behind, or a stop, says nothing about whether the next cycle can run)."""
+    return not isinstance(failure, SinkError | SinksBehindError | Interrupted)
 
 
 # Each `[source]` type and how to connect to it (see `shipper.source.contract`).
@@ -143,8 +146,11 @@ def make_workers(
 
 @dataclass(slots=True)
 class RunOutcome:
+    """What a run did: its cycles' reports, and what went wrong in its last cycle (one error per
+    source that failed; none when every sink caught up). The CLI makes the exit code of it."""
+
     reports: list[CycleReport] = field(default_factory=list)
-    exit_code: ExitCode = ExitCode.OK
+    failures: list[BaseException] = field(default_factory=list)
 
 
 class _Observer:
@@ -222,18 +228,22 @@ class Runner:
     on_cycle: Callable[[CycleReport], None] | None = None
     outcome: RunOutcome = field(default_factory=RunOutcome)
 
-    def cycle(self, sinks: dict[str, OpenedSink], clients: dict[str, Source]) -> ExitCode:
-        worst = ExitCode.OK
+    def cycle(
+        self, sinks: dict[str, OpenedSink], clients: dict[str, Source]
+    ) -> list[BaseException]:
+        """One cycle over every source; what went wrong, one error per source that failed."""
+        failures: list[BaseException] = []
         for source in self.config.all_sources:
             if self.stop.is_set():
                 break
-            code = self._source_cycle(source, sinks, clients[source.name])
-            worst = code if worst == ExitCode.OK else min(worst, code)
-        return worst
+            failure = self._source_cycle(source, sinks, clients[source.name])
+            if failure is not None:
+                failures.append(failure)
+        return failures
 
     def _source_cycle(
         self, source: SourceSettings, sinks: dict[str, OpenedSink], client: Source
-    ) -> ExitCode:
+    ) -> BaseException | None:
         began = time.monotonic()
         workers = make_workers(self.config, source, sinks, time.time(), self.metrics)
         warn_beyond_retention(source, workers, time.time())
@@ -244,10 +254,10 @@ class Runner:
         )
         try:
             report = pipeline.run_cycle()
-        except Interrupted:
+        except Interrupted as exc:
             log.info("cycle_interrupted", source=source.name, reason="stop requested")
             self.metrics.cycles.labels(source.name, "interrupted").inc()
-            return ExitCode.INTERRUPTED
+            return exc
         except (SourceUnavailableError, SourceRefusedError, SinkError) as exc:
             # With one source this ends a --once run, and a refusal (bad key) ends any run; with
             # several, one customer's revoked key or outage must not stop the others.
@@ -256,19 +266,21 @@ class Runner:
             single = len(self.config.all_sources) == 1
             if single and (self.once or isinstance(exc, SourceRefusedError)):
                 raise
-            return exit_code_of(exc)
-        except Exception:
+            return exc
+        except Exception as exc:
             # A bug, or an answer nobody foresaw: --once ends with it; follow mode must not
             # (a crash loop under a supervisor), so it logs it whole and tries again later.
             self.metrics.cycles.labels(source.name, "crashed").inc()
             if self.once:
                 raise
             log.exception("cycle_crashed", source=source.name)
-            return ExitCode.INTERNAL
+            return exc
         self._record(source, report, workers, time.monotonic() - began, client)
         if report.ok:
-            return ExitCode.OK
-        return ExitCode.INTERRUPTED if self.stop.is_set() else ExitCode.SINK_FAILED
+            return None
+        if self.stop.is_set():
+            return Interrupted("stop requested")
+        return SinksBehindError(f"source {source.name!r}: a sink did not catch up (see its error)")
 
     def _record(
         self,
@@ -324,12 +336,13 @@ def run(
     progress: bool = False,
     on_listening: Callable[[int], None] | None = None,
     stop_grace: float | None = None,
+    stop_grace_exit_code: int = 1,
     metrics: Metrics | None = None,
 ) -> RunOutcome:
     """Run one cycle (`once`) or cycle every `poll_interval` until `stop` is set.
 
     Every wait observes `stop` (see `shipper.runtime.stopping`); with `stop_grace`, the process exits
-    hard if it is still running that long after the stop request.
+    hard (with `stop_grace_exit_code`) if it is still running that long after the stop request.
     """
     runner = Runner(
         config,
@@ -343,7 +356,12 @@ def run(
     poll = min(s.poll_interval for s in config.all_sources)
     liveness = runner.metrics.liveness
     with (
-        stopping.watching(runner.stop, grace=stop_grace, on_wait=liveness.waiting),
+        stopping.watching(
+            runner.stop,
+            grace=stop_grace,
+            grace_exit_code=stop_grace_exit_code,
+            on_wait=liveness.waiting,
+        ),
         StateLock(config.state.dir),
         open_sinks(config) as sinks,
         ExitStack() as stack,
@@ -366,17 +384,17 @@ def run(
                 on_listening(server.port)
         failures = 0
         while True:
-            code = runner.cycle(sinks, clients)
-            runner.outcome.exit_code = code
+            failed = runner.cycle(sinks, clients)
+            runner.outcome.failures = failed
             if config.metrics.textfile is not None:
                 runner.metrics.write_textfile(config.metrics.textfile)
             if once or runner.stop.is_set():
                 break
-            failures = failures + 1 if code in _CYCLE_FAILED else 0
+            failures = failures + 1 if any(map(_cycle_could_not_run, failed)) else 0
             wait = pause_after(poll, failures)
             liveness.waiting(wait)
             if runner.stop.wait(wait):
                 break
-    if not once:
-        runner.outcome.exit_code = ExitCode.OK
+    if not once:  # follow mode ends only when asked to: a clean stop
+        runner.outcome.failures = []
     return runner.outcome

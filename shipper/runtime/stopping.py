@@ -21,7 +21,7 @@ from contextlib import contextmanager
 
 import structlog
 
-from shipper.errors import ExitCode, Interrupted
+from shipper.errors import Interrupted
 
 log = structlog.get_logger("shipper.runtime.stopping")
 
@@ -70,10 +70,12 @@ def watching(
     stop: threading.Event,
     *,
     grace: float | None = None,
+    grace_exit_code: int = 1,
     on_wait: Callable[[float], None] | None = None,
     drain: float = DRAIN,
 ) -> Iterator[None]:
-    """Make `stop` the event every `pause` observes; with `grace`, exit hard that long after it.
+    """Make `stop` the event every `pause` observes; with `grace`, exit hard that long after it,
+    with `grace_exit_code` (the CLI's code for an interrupted run).
 
     `on_wait` is told of every `pause` (its length) meanwhile.
     """
@@ -83,7 +85,10 @@ def watching(
     _current, _on_wait = scope
     done = threading.Event()
     watcher = threading.Thread(
-        target=_watch, args=(stop, done, grace, drain), name="stop-watch", daemon=True
+        target=_watch,
+        args=(stop, done, grace, grace_exit_code, drain),
+        name="stop-watch",
+        daemon=True,
     )
     watcher.start()
     try:
@@ -97,7 +102,13 @@ def watching(
         watcher.join()
 
 
-def _watch(stop: threading.Event, done: threading.Event, grace: float | None, drain: float) -> None:
+def _watch(
+    stop: threading.Event,
+    done: threading.Event,
+    grace: float | None,
+    exit_code: int,
+    drain: float,
+) -> None:
     while not stop.wait(WATCH_INTERVAL):
         if done.is_set():
             return
@@ -115,4 +126,4 @@ def _watch(stop: threading.Event, done: threading.Event, grace: float | None, dr
             "the window in flight is delivered again next run)",
         )
         sys.stderr.flush()
-        os._exit(ExitCode.INTERRUPTED)
+        os._exit(exit_code)

@@ -44,6 +44,7 @@ def test_a_round_with_dealt_kinds_gets_no_random_kill_or_read_only_state() -> No
 
 
 def test_the_stop_round_leaves_the_webhook_alone_but_for_its_503s() -> None:
+    """In the round that stops the webhook receiver (503s), no other fault touches the webhook, for any seed."""
     for seed in range(40):
         planner = Planner(random.Random(seed), 11, SINKS)
         plan = next(p for p in (planner.plan(i, set()) for i in range(11)) if p.stop)
@@ -52,6 +53,7 @@ def test_the_stop_round_leaves_the_webhook_alone_but_for_its_503s() -> None:
 
 
 def test_dealt_mid_run_kinds_are_done_at_the_hold_not_at_an_instant() -> None:
+    """Faults dealt mid-run (kill, late events, read-only state, rotation, resets, restarts) fire at the hold, while a run is surely alive."""
     planner = Planner(random.Random(5), 11, SINKS)
     plans = [planner.plan(index, set()) for index in range(11)]
     held = {slot for plan in plans for slot in plan.held}
@@ -120,6 +122,7 @@ def _connect(proxy: Proxy) -> socket.socket:
 def test_a_stalled_connection_forwards_nothing_and_soon_blocks_the_writer(
     proxy: Proxy, upstream: _Upstream
 ) -> None:
+    """A stalled relay connection forwards nothing and fills the writer's send queue; the next connection goes through."""
     proxy.stall_next()
     with _connect(proxy) as client:
         client.settimeout(0.5)
@@ -138,6 +141,7 @@ def test_a_stalled_connection_forwards_nothing_and_soon_blocks_the_writer(
 def test_a_closing_peer_hangs_up_once_a_batch_went_through(
     proxy: Proxy, upstream: _Upstream
 ) -> None:
+    """A closing peer forwards the first batch, then hangs up (FIN) while the connection is idle."""
     proxy.close_next()
     with _connect(proxy) as client:
         client.sendall(b"batch one\n")
@@ -147,6 +151,7 @@ def test_a_closing_peer_hangs_up_once_a_batch_went_through(
 
 
 def test_a_held_request_is_forwarded_only_once_released(proxy: Proxy, upstream: _Upstream) -> None:
+    """A held request reaches the upstream only after the hold is released."""
     hold = Hold(lambda: True)
     proxy.hold = hold
     with _connect(proxy) as client:
@@ -160,6 +165,7 @@ def test_a_held_request_is_forwarded_only_once_released(proxy: Proxy, upstream: 
 def test_a_trickled_answer_comes_a_byte_at_a_time_then_the_peer_hangs_up(
     proxy: Proxy, upstream: _Upstream
 ) -> None:
+    """A trickled answer arrives in part, a byte at a time, and the peer hangs up before it completes."""
     proxy.trickle_next(0.01, 0.3)
     with _connect(proxy) as client:
         client.sendall(b"GET /\n")
@@ -173,6 +179,7 @@ def test_a_trickled_answer_comes_a_byte_at_a_time_then_the_peer_hangs_up(
 
 
 def test_the_clock_wrapper_shifts_time_and_datetime_but_not_monotonic() -> None:
+    """The chaos clock shift moves time.time() and datetime.now() by the offset and leaves time.monotonic() alone."""
     code = (
         "import sys, time, datetime as dt; sys.path.insert(0, 'bench');"
         "from chaos_clock import shift_clock; r, m = time.time(), time.monotonic();"
@@ -184,6 +191,7 @@ def test_the_clock_wrapper_shifts_time_and_datetime_but_not_monotonic() -> None:
 
 
 def test_poison_entries_are_served_byte_for_byte_and_left_out_of_the_truth() -> None:
+    """The emulator serves every poison entry byte for byte, and the harness's truth leaves each one out."""
     events = generate_events(5, start=1_700_000_000, end=1_700_000_100, seed=1)
     with Emulator(api_key="sk-test-key-0123456789", events=events) as emu:
         blobs = [
@@ -200,6 +208,7 @@ def test_poison_entries_are_served_byte_for_byte_and_left_out_of_the_truth() -> 
 
 
 def test_a_rotated_output_is_read_back_from_its_compressed_parts(tmp_path: Path) -> None:
+    """What the file sink wrote before a rotation is read back from the rotated parts, in order."""
     rx = ChaosReceivers(tmp_path, syslog=False)
     rx.file.parent.mkdir(parents=True)
     rx.file.write_text('{"id":"a"}\n')

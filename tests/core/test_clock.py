@@ -14,11 +14,12 @@ import httpx
 import orjson
 import pytest
 from freezegun import freeze_time
+from freezegun.api import _freeze_time
 from structlog.testing import capture_logs
 
+from shipper.cli.exit_codes import ExitCode, exit_code_of_run
 from shipper.config.settings import load_config
 from shipper.emulator import Emulator, generate_events
-from shipper.errors import ExitCode
 from shipper.pipeline.cursor import Cursor
 from shipper.pipeline.cursor_store import CursorStore
 from shipper.runtime import app
@@ -27,7 +28,7 @@ from tests.conftest import KEY, T0, config_text, write_config
 HOURS_2 = 7200
 
 
-def local_clock_at(when: float) -> freeze_time:  # type: ignore[valid-type]
+def local_clock_at(when: float) -> _freeze_time:
     """The shipper's (local) clock set to `when`, ticking on from there."""
     return freeze_time(dt.datetime.fromtimestamp(when, dt.UTC), tick=True)
 
@@ -62,14 +63,14 @@ def test_a_cycle_with_the_local_clock_two_hours_fast_loses_no_event(
     API's clock)."""
     config = load_config(write_config(tmp_path, config_text(api.base_url, tmp_path)))
     with local_clock_at(T0 + HOURS_2):
-        assert app.run(config, once=True).exit_code == ExitCode.OK
+        assert exit_code_of_run(app.run(config, once=True)) == ExitCode.OK
     cursor = CursorStore(tmp_path / "state", "default").load("archive")
     assert cursor is not None and cursor.high_water <= T0
     # An hour passes (by both clocks); events keep happening.
     api.add_events(generate_events(50, start=T0, end=T0 + 3500, seed=22, id_prefix="later-"))
     api.clock = lambda: float(T0 + 3600)
     with local_clock_at(T0 + 3600):
-        assert app.run(config, once=True).exit_code == ExitCode.OK
+        assert exit_code_of_run(app.run(config, once=True)) == ExitCode.OK
     assert ids_in(tmp_path / "out" / "audit.jsonl") == [e["id"] for e in api.events()]
 
 
@@ -84,7 +85,7 @@ def test_a_cursor_ahead_of_the_api_clock_fails_its_sink_with_a_way_out(
     CursorStore(tmp_path / "state", "default").save("a", Cursor(high_water=T0 + HOURS_2))
     with local_clock_at(T0), capture_logs() as logs:
         outcome = app.run(config, once=True)
-    assert outcome.exit_code == ExitCode.SINK_FAILED
+    assert exit_code_of_run(outcome) == ExitCode.SINK_FAILED
     report = outcome.reports[0].sinks
     assert report["a"].state == "failed"
     assert report["a"].error is not None
@@ -133,7 +134,13 @@ def test_without_a_date_header_the_local_clock_alone_bounds_the_cycle() -> None:
     from shipper.config.settings import SourceSettings
     from shipper.source.audit_log.client import AuditLogClient
 
-    empty = {"object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False}
+    empty: dict[str, object] = {
+        "object": "list",
+        "data": [],
+        "first_id": None,
+        "last_id": None,
+        "has_more": False,
+    }
     transport = httpx.MockTransport(lambda _: httpx.Response(200, json=empty))
     settings = SourceSettings(base_url="http://127.0.0.1:9/v1")
     client = AuditLogClient(settings, SecretStr(KEY), transport=transport)
@@ -160,7 +167,7 @@ def test_a_new_sink_told_to_start_in_the_future_waits_without_an_error(
     text = config_text(api.base_url, tmp_path, start_at=T0 + 86400)
     with local_clock_at(T0):
         outcome = app.run(load_config(write_config(tmp_path, text)), once=True)
-    assert outcome.exit_code == ExitCode.OK
+    assert exit_code_of_run(outcome) == ExitCode.OK
     assert ids_in(tmp_path / "out" / "audit.jsonl") == []
 
 

@@ -31,9 +31,10 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_minimal_config_with_defaults(tmp_path: Path) -> None:
     """The documented keys load, durations become seconds, defaults fill the rest."""
     config = load_config(write(tmp_path, MINIMAL))
-    assert config.source.lookback == 600 and config.source.poll_interval == 90
-    assert config.source.api_key_env == "OPENAI_ADMIN_KEY"
-    assert config.source.include_tenant_events is True
+    source = config.all_sources[0]
+    assert source.lookback == 600 and source.poll_interval == 90
+    assert source.api_key_env == "OPENAI_ADMIN_KEY"
+    assert source.include_tenant_events is True
     assert config.sinks[0].name == "archive" and config.sinks[0].format == "raw"
     assert config.state.dir == Path("./state")
 
@@ -113,8 +114,8 @@ def test_tenant_scoped_event_types_without_the_tenant_pass_are_a_config_error(
 
 def test_the_clock_safety_lag_is_a_few_seconds_by_default(tmp_path: Path) -> None:
     """Cycles stop short of now by `clock_safety_lag` (5 s unless set)."""
-    assert load_config(write(tmp_path, MINIMAL)).source.clock_safety_lag == 5
+    assert load_config(write(tmp_path, MINIMAL)).all_sources[0].clock_safety_lag == 5
     text = MINIMAL.replace(
         'poll_interval = "90s"', 'poll_interval = "90s"\nclock_safety_lag = "30s"'
     )
-    assert load_config(write(tmp_path, text)).source.clock_safety_lag == 30
+    assert load_config(write(tmp_path, text)).all_sources[0].clock_safety_lag == 30

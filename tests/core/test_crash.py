@@ -27,7 +27,7 @@ def test_sigkill_at_random_moments_never_loses_an_event(tmp_path: Path) -> None:
         for kind in ("500", "429", "truncated", "concatenated"):
             emu.inject(
                 Fault(kind=kind, probability=0.04, retry_after="0" if kind == "429" else None)
-            )  # type: ignore[arg-type]
+            )
         text = config_text(
             emu.base_url,
             tmp_path,

@@ -11,10 +11,10 @@ from typing import Any
 import orjson
 import pytest
 
+from shipper.cli.exit_codes import ExitCode, exit_code_of_run
 from shipper.config.settings import SourceSettings, load_config
 from shipper.emulator import Emulator, generate_events
 from shipper.emulator.stats import Stats
-from shipper.errors import ExitCode
 from shipper.model.event import AuditEvent
 from shipper.pipeline.cursor import Cursor
 from shipper.pipeline.cursor_store import CursorStore
@@ -42,7 +42,7 @@ def backfill(tmp_path: Path, extra_source: str, **emulator_options: Any) -> Stat
         outcome = app.run(load_config(write_config(tmp_path, text)), once=True)
         expected = [e["id"] for e in emulator.events()]
         stats = emulator.stats
-    assert outcome.exit_code == ExitCode.OK
+    assert exit_code_of_run(outcome) == ExitCode.OK
     assert ids_in(tmp_path / "out" / "audit.jsonl") == expected
     return stats
 

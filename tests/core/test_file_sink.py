@@ -15,11 +15,12 @@ from shipper.errors import SinkRetryableError
 from shipper.model.event import AuditEvent
 from shipper.pipeline.sink import SinkContext
 from shipper.runtime import signals
+from shipper.sink_api import open_append
 from shipper.testing.contract.events import api_event, events
-from sinks.file.sink import FileSettings, plugin, repair_torn_tail
+from sinks.file.sink import FileSettings, FileSink, plugin, repair_torn_tail
 
 
-def make(tmp_path: Path, path: str, fmt: str = "raw"):
+def make(tmp_path: Path, path: str, fmt: str = "raw") -> FileSink:
     settings = FileSettings(type="file", name="f", path=path, format=fmt)
     return plugin.create(settings, SinkContext(state_dir=tmp_path))
 
@@ -78,7 +79,7 @@ def ids_in(path: Path) -> list[str]:
     return [orjson.loads(line)["id"] for line in path.read_bytes().splitlines()]
 
 
-def cycle(sink, batch) -> None:
+def cycle(sink: FileSink, batch: list[AuditEvent]) -> None:
     """One follow-mode window: send, then the flush that acknowledges it."""
     sink.send(batch)
     sink.flush()
@@ -135,11 +136,10 @@ def test_a_reopen_request_reopens_every_file_before_the_next_write(
 ) -> None:
     """SIGHUP (nginx/rsyslog convention) makes the sink close and reopen its files."""
     opened: list[Path] = []
-    real_open = file_sink.open_append
 
     def spy(path: Path) -> int:
         opened.append(path)
-        return real_open(path)
+        return open_append(path)
 
     monkeypatch.setattr(file_sink, "open_append", spy)
     path = tmp_path / "audit.jsonl"

@@ -13,9 +13,10 @@ import httpx
 import orjson
 import pytest
 
+from shipper.cli.exit_codes import ExitCode, exit_code_of_run
 from shipper.config.settings import load_config
 from shipper.emulator import Emulator, generate_events
-from shipper.errors import ExitCode, SinkRetryableError, SourceUnavailableError
+from shipper.errors import SinkRetryableError, SourceUnavailableError
 from shipper.http.sink_client import make_client, policy_of, send_with_retries
 from shipper.runtime import app
 from shipper.testing.receivers.base import Receiver, Reply
@@ -97,7 +98,7 @@ def test_webhook_trickling_one_byte_a_second_fails_by_its_deadline_and_the_file_
         text = config_text(emulator.base_url, tmp_path, sinks=webhook_and_file(peer.url, tmp_path))
         config = load_config(write_config(tmp_path, text))
         outcome, _ = finish_within(60, lambda: app.run(config, once=True))
-    assert outcome.exit_code == ExitCode.SINK_FAILED
+    assert exit_code_of_run(outcome) == ExitCode.SINK_FAILED
     assert outcome.reports[0].sinks["hook"].state == "failed"
     assert "deadline" in (outcome.reports[0].sinks["hook"].error or "")
     assert ids_in(tmp_path / "out" / "audit.jsonl") == [e["id"] for e in emulator.events()]
@@ -128,7 +129,7 @@ def test_follow_mode_goes_on_cycling_beside_a_trickling_webhook(
         outcome, _ = finish_within(
             90, lambda: app.run(config, once=False, stop=stop, on_cycle=on_cycle)
         )
-    assert outcome.exit_code == ExitCode.OK
+    assert exit_code_of_run(outcome) == ExitCode.OK
     assert cycles == ["failed", "failed"]
     assert ids_in(tmp_path / "out" / "audit.jsonl") == [e["id"] for e in emulator.events()]
     assert max(peer.exchanges) < DEADLINE + SLACK, peer.exchanges
@@ -251,7 +252,7 @@ def test_a_webhook_hung_past_the_stall_timeout_does_not_hold_back_the_next_cycle
         outcome, _ = finish_within(
             120, lambda: app.run(config, once=False, stop=stop, on_cycle=on_cycle)
         )
-    assert outcome.exit_code == ExitCode.OK
+    assert exit_code_of_run(outcome) == ExitCode.OK
     assert cycles[0][1] == "lagging"
     assert cycles[1][1:] == ("lagging", "still delivering a window of an earlier cycle")
     assert cycles[2][0] - cycles[1][0] < 10  # poll_interval is 1 s; nothing waits for the webhook

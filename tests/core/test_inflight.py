@@ -19,6 +19,7 @@ def test_a_round_of_refusals_halves_the_window_once() -> None:
 
 
 def test_a_refusal_of_a_request_sent_after_narrowing_narrows_again() -> None:
+    """Each push-back on a request sent after the last narrowing halves the in-flight width again, never below one."""
     limit = InFlightLimit(8)
     limit.release(limit.acquire(), "pushed_back")
     assert limit.width == 4
@@ -30,6 +31,7 @@ def test_a_refusal_of_a_request_sent_after_narrowing_narrows_again() -> None:
 
 
 def test_each_clean_round_widens_by_one_up_to_the_ceiling() -> None:
+    """A full round of clean answers at the current width widens it by one, up to the configured ceiling."""
     limit = InFlightLimit(4)
     limit.release(limit.acquire(), "pushed_back")
     limit.release(limit.acquire(), "pushed_back")
@@ -40,6 +42,7 @@ def test_each_clean_round_widens_by_one_up_to_the_ceiling() -> None:
 
 
 def test_failures_that_are_not_push_back_neither_narrow_nor_count_as_clean() -> None:
+    """Timeouts and 500s neither narrow the in-flight width nor count toward widening it."""
     limit = InFlightLimit(4)
     limit.release(limit.acquire(), "pushed_back")
     assert limit.width == 2
@@ -53,6 +56,7 @@ def test_failures_that_are_not_push_back_neither_narrow_nor_count_as_clean() -> 
 
 
 def test_a_refusal_restarts_the_count_of_clean_answers() -> None:
+    """A push-back halves the width and restarts the count of clean answers needed to widen."""
     limit = InFlightLimit(8)
     limit.release(limit.acquire(), "pushed_back")  # 4
     a, b = limit.acquire(), limit.acquire()
@@ -66,6 +70,7 @@ def test_a_refusal_restarts_the_count_of_clean_answers() -> None:
 
 
 def test_acquire_waits_for_a_free_slot_and_a_wider_window_wakes_waiters() -> None:
+    """acquire() blocks while every slot is taken, and widening the window wakes the waiters."""
     limit = InFlightLimit(2)
     limit.release(limit.acquire(), "pushed_back")
     assert limit.width == 1
@@ -84,5 +89,6 @@ def test_acquire_waits_for_a_free_slot_and_a_wider_window_wakes_waiters() -> Non
 
 
 def test_a_ceiling_below_one_is_refused() -> None:
+    """An in-flight ceiling below one is refused with a clear error."""
     with pytest.raises(ValueError, match="at least 1"):
         InFlightLimit(0)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import orjson
 
+from shipper.cli.exit_codes import ExitCode, exit_code_of_run
 from shipper.config.settings import load_config
 from shipper.emulator import Emulator
-from shipper.errors import ExitCode
 from shipper.pipeline.cursor import Cursor
 from shipper.pipeline.cursor_store import CursorStore
 from shipper.runtime import app
@@ -35,10 +35,10 @@ def test_run_once_delivers_every_event_once_then_nothing_twice(
 ) -> None:
     """A first run delivers every event exactly once, oldest first; a second run adds no duplicates."""
     config = load_config(write_config(tmp_path, config_text(emulator.base_url, tmp_path)))
-    assert app.run(config, once=True).exit_code == ExitCode.OK
+    assert exit_code_of_run(app.run(config, once=True)) == ExitCode.OK
     out = tmp_path / "out" / "audit.jsonl"
     assert ids_in(out) == [e["id"] for e in emulator.events()]
-    assert app.run(config, once=True).exit_code == ExitCode.OK
+    assert exit_code_of_run(app.run(config, once=True)) == ExitCode.OK
     assert ids_in(out) == [e["id"] for e in emulator.events()]
 
 
@@ -78,13 +78,13 @@ def test_failing_sink_keeps_its_place_while_the_other_advances(
     blocked = tmp_path / "out" / "b.jsonl"
     blocked.mkdir(parents=True)  # a directory where the file should be: writes fail
     outcome = app.run(config, once=True)
-    assert outcome.exit_code == ExitCode.SINK_FAILED
+    assert exit_code_of_run(outcome) == ExitCode.SINK_FAILED
     assert outcome.reports[0].sinks["b"].state == "failed"
     expected = [e["id"] for e in emulator.events()]
     assert ids_in(tmp_path / "out" / "a.jsonl") == expected
     assert CursorStore(tmp_path / "state", "default").load("b") == Cursor(high_water=T0 - 3 * 86400)
     blocked.rmdir()
-    assert app.run(config, once=True).exit_code == ExitCode.OK
+    assert exit_code_of_run(app.run(config, once=True)) == ExitCode.OK
     assert ids_in(blocked) == expected
     assert ids_in(tmp_path / "out" / "a.jsonl") == expected
 
@@ -121,7 +121,7 @@ def test_follow_mode_picks_up_new_events_until_stopped(
     config = load_config(write_config(tmp_path, config_text(emulator.base_url, tmp_path)))
     stop = threading.Event()
     cycles: list[int] = []
-    added: list[dict] = []
+    added: list[dict[str, object]] = []
 
     def on_cycle(report: object) -> None:
         cycles.append(1)
@@ -133,6 +133,6 @@ def test_follow_mode_picks_up_new_events_until_stopped(
     began = time.monotonic()
     outcome = app.run(config, once=False, stop=stop, on_cycle=on_cycle)
     assert time.monotonic() - began < 30
-    assert outcome.exit_code == ExitCode.OK and len(cycles) >= 3
+    assert exit_code_of_run(outcome) == ExitCode.OK and len(cycles) >= 3
     ids = ids_in(tmp_path / "out" / "audit.jsonl")
     assert {e["id"] for e in added} <= set(ids) and len(ids) == len(set(ids))

@@ -14,10 +14,11 @@ import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
+from shipper.cli.exit_codes import ExitCode, exit_code_of_run
 from shipper.cli.main import main
 from shipper.config.settings import Config, SourceSettings, load_config
 from shipper.emulator import Emulator, generate_events
-from shipper.errors import ExitCode, SourceUnavailableError
+from shipper.errors import SourceUnavailableError
 from shipper.runtime import app
 from shipper.runtime.metrics import Metrics
 from shipper.source import quarantine
@@ -112,7 +113,10 @@ def quarantined(config: Config) -> list[quarantine.Entry]:
 
 @pytest.mark.parametrize("kind", list(POISON))
 def test_a_poison_entry_in_the_middle_of_a_page_is_quarantined_and_every_other_event_delivered(
-    served: Callable[[list[tuple[int, bytes]]], Path], tmp_path: Path, kind: str, capsys
+    served: Callable[[list[tuple[int, bytes]]], Path],
+    tmp_path: Path,
+    kind: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Twelve entries, four a page, the sixth unreadable: the eleven others (of that page and
     the next) reach a raw and a normalized file sink; the entry is kept with its bytes, window,
@@ -125,7 +129,7 @@ def test_a_poison_entry_in_the_middle_of_a_page_is_quarantined_and_every_other_e
     with capture_logs() as logs:
         outcome = app.run(config, once=True)
 
-    assert outcome.exit_code == ExitCode.OK
+    assert exit_code_of_run(outcome) == ExitCode.OK
     expected = [f"evt_{i:03d}" for i in range(12) if i != 5]
     assert ids_in(tmp_path / "out" / "raw.jsonl") == expected
     assert ids_in(tmp_path / "out" / "normalized.jsonl") == expected
@@ -151,7 +155,9 @@ def test_a_poison_entry_in_the_middle_of_a_page_is_quarantined_and_every_other_e
 
 
 def test_quarantine_replay_delivers_what_is_now_readable_and_keeps_the_rest(
-    served: Callable[[list[tuple[int, bytes]]], Path], tmp_path: Path, capsys
+    served: Callable[[list[tuple[int, bytes]]], Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Entries an older version set apart that this one reads go to every sink and leave the
     quarantine; the ones still unreadable stay."""
@@ -182,7 +188,7 @@ def test_events_outside_the_window_asked_for_are_delivered_and_counted(
     entries = [(FIRST + 100 * i, good(i)) for i in range(4)] + [(FIRST, old), (FIRST + 1, future)]
     config = load_config(served(entries))
     with capture_logs() as logs:
-        assert app.run(config, once=True).exit_code == ExitCode.OK
+        assert exit_code_of_run(app.run(config, once=True)) == ExitCode.OK
     expected = {"evt_000", "evt_001", "evt_002", "evt_003", "evt_007", "evt_008"}
     assert set(ids_in(tmp_path / "out" / "raw.jsonl")) == expected
     assert set(ids_in(tmp_path / "out" / "normalized.jsonl")) == expected
@@ -191,7 +197,7 @@ def test_events_outside_the_window_asked_for_are_delivered_and_counted(
 
 
 def _client(url: str, metrics: Metrics | None = None, **overrides: object) -> AuditLogClient:
-    settings = SourceSettings(base_url=f"{url}/v1", page_size=4, retry_max_attempts=3, **overrides)  # type: ignore[arg-type]
+    settings = SourceSettings(base_url=f"{url}/v1", page_size=4, retry_max_attempts=3, **overrides)
     return AuditLogClient(settings, SecretStr(KEY), sleep=lambda _: None, metrics=metrics)
 
 
@@ -271,7 +277,7 @@ def test_an_event_a_format_cannot_hold_is_that_sinks_dead_letter_not_a_stall(
     deep = POISON["too-deep"](FIRST + 100).replace(DEEP.encode(), b"[" * 300 + b"]" * 300)
     entries = [(FIRST, good(0)), (FIRST + 100, deep), (FIRST + 200, good(2))]
     config = load_config(served(entries))
-    assert app.run(config, once=True).exit_code == ExitCode.OK
+    assert exit_code_of_run(app.run(config, once=True)) == ExitCode.OK
     assert ids_in(tmp_path / "out" / "raw.jsonl") == ["evt_000", "evt_poison", "evt_002"]
     assert ids_in(tmp_path / "out" / "normalized.jsonl") == ["evt_000", "evt_002"]
     dead = orjson.loads(config.state.dir.joinpath("dead-letter", "siem.jsonl").read_bytes())
@@ -325,7 +331,7 @@ def test_the_emulator_serves_poison_and_the_run_quarantines_it_in_either_order(
             emu.base_url, tmp_path, start_at=NOW - 3600, extra_source="page_size = 7\n"
         )
         config = load_config(write_config(tmp_path, text))
-        assert app.run(config, once=True).exit_code == ExitCode.OK
+        assert exit_code_of_run(app.run(config, once=True)) == ExitCode.OK
         assert len(emu.events()) == 120
     assert sorted(ids_in(tmp_path / "out" / "audit.jsonl")) == sorted(e["id"] for e in events)
     kept = {e.raw: e.doc["tenant_only"] for e in quarantined(config)}

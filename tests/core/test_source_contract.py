@@ -9,8 +9,8 @@ from pathlib import Path
 import orjson
 from pydantic import SecretStr
 
+from shipper.cli.exit_codes import ExitCode, exit_code_of_run
 from shipper.config.settings import SourceSettings, load_config
-from shipper.errors import ExitCode
 from shipper.model.event import AuditEvent
 from shipper.pipeline.windows import Found, assemble, overflow_error
 from shipper.runtime import app
@@ -104,7 +104,7 @@ def test_a_second_source_runs_through_the_pipeline_to_a_file_sink(tmp_path: Path
         write_config(tmp_path, config_text("http://127.0.0.1:9", tmp_path, start_at=now - 86400))
     )
     outcome = app.run(config, once=True, client_factory=connect)
-    assert outcome.exit_code == ExitCode.OK
+    assert exit_code_of_run(outcome) == ExitCode.OK
     assert [s.name for s in made] == ["default"]
     lines = (tmp_path / "out" / "audit.jsonl").read_bytes().splitlines()
     assert [orjson.loads(line)["id"] for line in lines] == [e.id for e in events]

@@ -10,11 +10,13 @@ import time
 
 import pytest
 
-from shipper.errors import ExitCode, Interrupted
+from shipper.cli.exit_codes import ExitCode
+from shipper.errors import Interrupted
 from shipper.runtime import stopping
 
 
 def test_a_pause_ends_with_interrupted_as_soon_as_stop_is_requested() -> None:
+    """A pause under watching(stop) ends with Interrupted as soon as stop is set, not when the pause would end."""
     stop = threading.Event()
     with stopping.watching(stop):
         threading.Timer(0.2, stop.set).start()
@@ -48,7 +50,7 @@ def test_a_process_still_busy_after_the_grace_period_exits_hard_with_130() -> No
         import threading, time
         from shipper.runtime import stopping
         stop = threading.Event()
-        with stopping.watching(stop, grace=1.0, drain=0.2):
+        with stopping.watching(stop, grace=1.0, grace_exit_code=130, drain=0.2):
             stop.set()
             time.sleep(60)
         """

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import orjson
 
+from shipper.cli.exit_codes import exit_code_of_run
 from shipper.config.settings import load_config
 from shipper.emulator import Emulator, generate_events
 from shipper.runtime import app
@@ -20,7 +21,7 @@ def test_indented_pages_reach_a_jsonl_file_as_one_line_per_event(
     with Emulator(api_key=KEY, events=events, pretty=True) as emulator:
         config = load_config(write_config(tmp_path, config_text(emulator.base_url, tmp_path)))
         outcome = app.run(config, once=True)
-    assert outcome.exit_code == 0
+    assert exit_code_of_run(outcome) == 0
     lines = (tmp_path / "out" / "audit.jsonl").read_bytes().splitlines()
     by_id = {e["id"]: e for e in events}
     assert len(lines) == len(by_id)

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 
+from shipper.cli.exit_codes import ExitCode, exit_code_of_run
 from shipper.cli.main import main
 from shipper.config.settings import load_config
 from shipper.emulator import Emulator, generate_events
-from shipper.errors import ExitCode
 from shipper.pipeline.cursor_store import StateLock
 from shipper.runtime import app
 from shipper.testing.receivers.elasticsearch import FakeElasticsearch
 from tests.conftest import KEY, T0, config_text, write_config
 
+Setup = tuple[Emulator, FakeElasticsearch, Path]
+
 
 @pytest.fixture
-def setup(tmp_path: Path, admin_key: str):
+def setup(tmp_path: Path, admin_key: str) -> Iterator[Setup]:
     events = generate_events(40, start=T0 - 3600, end=T0, seed=5)
     with Emulator(api_key=KEY, events=events) as emu, FakeElasticsearch() as es:
         sinks = f'[[sinks]]\ntype = "elasticsearch"\nname = "es"\nurl = "{es.url}"\nformat = "normalized"\nretry_max_attempts = 2\n'
@@ -26,13 +29,15 @@ def setup(tmp_path: Path, admin_key: str):
         yield emu, es, config
 
 
-def test_refused_event_is_dead_lettered_listed_and_replayed(setup, capsys) -> None:
+def test_refused_event_is_dead_lettered_listed_and_replayed(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A mapping refusal dead-letters exactly that event; after the fix, `dlq replay` delivers it and empties the file."""
     emu, es, config_path = setup
     victim = emu.events()[7]["id"]
     es.reject(victim)
     outcome = app.run(load_config(config_path), once=True)
-    assert outcome.exit_code == ExitCode.OK
+    assert exit_code_of_run(outcome) == ExitCode.OK
     assert outcome.reports[0].sinks["es"].dead_lettered == 1
     assert victim not in es.docs() and len(es.docs()) == 39
     dead = config_path.parent / "state" / "dead-letter" / "es.jsonl"
@@ -56,7 +61,7 @@ def test_refused_event_is_dead_lettered_listed_and_replayed(setup, capsys) -> No
     assert victim in es.docs() and dead.read_bytes() == b""
 
 
-def test_purge_needs_yes(setup) -> None:
+def test_purge_needs_yes(setup: Setup) -> None:
     """`dlq purge` deletes nothing without --yes, and the file with it."""
     emu, es, config_path = setup
     es.reject(emu.events()[0]["id"])
@@ -68,14 +73,16 @@ def test_purge_needs_yes(setup) -> None:
     assert not dead.exists()
 
 
-def test_unknown_sink_is_a_config_error(setup, capsys) -> None:
+def test_unknown_sink_is_a_config_error(setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
     """Naming a sink that is not configured exits 2 and lists the configured ones."""
     _, _, config_path = setup
     assert main(["dlq", "list", "--config", str(config_path), "--sink", "nope"]) == 2
     assert "configured: es" in capsys.readouterr().err
 
 
-def test_replay_beside_a_running_shipper_exits_6_and_says_to_stop_it(setup, capsys) -> None:
+def test_replay_beside_a_running_shipper_exits_6_and_says_to_stop_it(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
     """While a process holds the state lock, replay and purge change nothing and name the way out."""
     emu, es, config_path = setup
     es.reject(emu.events()[3]["id"])

@@ -15,9 +15,9 @@ import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
+from shipper.cli.exit_codes import ExitCode, exit_code_of_run
 from shipper.config.settings import SourceSettings, load_config
 from shipper.emulator import Emulator, generate_events
-from shipper.errors import ExitCode
 from shipper.runtime import app
 from shipper.runtime.metrics import Metrics
 from shipper.source.audit_log.client import AuditLogClient
@@ -120,7 +120,7 @@ def test_follow_mode_survives_broken_api_bodies_and_recovers_when_the_api_heals(
             stop.set()
             thread.join(30)
     assert not thread.is_alive()
-    assert ended[0].exit_code == ExitCode.OK
+    assert exit_code_of_run(ended[0]) == ExitCode.OK
 
 
 def test_follow_mode_quarantines_an_entry_nested_1000_deep_and_keeps_cycling(
@@ -141,7 +141,7 @@ def test_follow_mode_quarantines_an_entry_nested_1000_deep_and_keeps_cycling(
             stop.set()
             thread.join(30)
     assert not thread.is_alive()
-    assert ended[0].exit_code == ExitCode.OK
+    assert exit_code_of_run(ended[0]) == ExitCode.OK
 
 
 def crashed_cycles(metrics: Metrics) -> float:
@@ -198,7 +198,7 @@ def test_a_crashing_cycle_is_logged_with_its_traceback_counted_and_retried_with_
             client_factory=client,
             metrics=metrics,
         )
-    assert outcome.exit_code == ExitCode.OK
+    assert exit_code_of_run(outcome) == ExitCode.OK
     crashed = [entry for entry in logs if entry["event"] == "cycle_crashed"]
     assert len(crashed) == 3
     assert all(entry.get("exc_info") for entry in crashed)
@@ -210,6 +210,7 @@ def test_a_crashing_cycle_is_logged_with_its_traceback_counted_and_retried_with_
 
 
 def test_pause_after_failed_cycles_doubles_from_poll_interval_up_to_a_bound() -> None:
+    """Follow mode's pause after failed cycles doubles from poll_interval up to MAX_BACKOFF, never below poll_interval."""
     assert [app.pause_after(10, n) for n in range(6)] == [10, 10, 20, 40, 80, 160]
     assert app.pause_after(10, 50) == app.MAX_BACKOFF
     assert app.pause_after(600, 9) == 600  # never below poll_interval

@@ -9,10 +9,10 @@ from pathlib import Path
 import orjson
 from structlog.testing import capture_logs
 
+from shipper.cli.exit_codes import ExitCode, exit_code_of_run
 from shipper.cli.status import collect
 from shipper.config.settings import load_config
 from shipper.emulator import Emulator, generate_events
-from shipper.errors import ExitCode
 from shipper.runtime import app
 from tests.conftest import KEY, config_text, write_config
 
@@ -46,7 +46,7 @@ def test_sink_down_for_hours_keeps_its_place_and_catches_up(tmp_path: Path, admi
         blocked.mkdir(parents=True)
         for _ in range(3):
             emu.add_late_events(10, max_age=300)
-            assert app.run(config, once=True).exit_code == ExitCode.SINK_FAILED
+            assert exit_code_of_run(app.run(config, once=True)) == ExitCode.SINK_FAILED
         status = {s["name"]: s for s in collect(config)["sources"][0]["sinks"]}
         assert status["down"]["lag_seconds"] > 5 * HOUR
         assert status["healthy"]["lag_seconds"] < 600
@@ -54,7 +54,7 @@ def test_sink_down_for_hours_keeps_its_place_and_catches_up(tmp_path: Path, admi
         healthy = ids(tmp_path / "out" / "healthy.jsonl")
         assert set(healthy) == truth and max(healthy.values()) == 1
         blocked.rmdir()
-        assert app.run(config, once=True).exit_code == ExitCode.OK
+        assert exit_code_of_run(app.run(config, once=True)) == ExitCode.OK
     assert set(ids(blocked)) == truth and max(ids(blocked).values()) == 1
     assert ids(tmp_path / "out" / "healthy.jsonl") == healthy
 

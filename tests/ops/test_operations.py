@@ -5,14 +5,16 @@ from __future__ import annotations
 import re
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 
+from shipper.cli.exit_codes import ExitCode, exit_code_of_run
 from shipper.config.settings import load_config
 from shipper.emulator import Emulator, generate_events
-from shipper.errors import ExitCode
 from shipper.runtime import app
 from shipper.runtime.metrics import HealthServer, Metrics
 from tests.conftest import KEY, KEY_ENV, T0, config_text, follow_mode, write_config
@@ -28,7 +30,9 @@ def metric(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-def poll(url: str, until, timeout: float = 30.0) -> httpx.Response:
+def poll(
+    url: str, until: Callable[[httpx.Response], bool], timeout: float = 30.0
+) -> httpx.Response:
     deadline = time.monotonic() + timeout
     while True:
         response = httpx.get(url, timeout=5)
@@ -107,7 +111,7 @@ def test_cron_mode_writes_a_textfile(emulator: Emulator, tmp_path: Path, admin_k
         '[metrics]\nlisten = "127.0.0.1:0"', f'[metrics]\ntextfile = "{tmp_path}/prom/shipper.prom"'
     )
     outcome = app.run(load_config(write_config(tmp_path, text)), once=True)
-    assert outcome.exit_code == ExitCode.OK
+    assert exit_code_of_run(outcome) == ExitCode.OK
     exposition = (tmp_path / "prom" / "shipper.prom").read_text()
     assert metric(
         exposition, "shipper_events_delivered_total", source="default", sink="archive"
@@ -131,7 +135,9 @@ def two_org_config(tmp_path: Path, url_a: str, url_b: str, key_b_env: str) -> st
     return sources + "[state]" + base.replace('format = "raw"', 'format = "normalized"')
 
 
-def test_two_organizations_end_to_end(tmp_path: Path, admin_key: str, monkeypatch) -> None:
+def test_two_organizations_end_to_end(
+    tmp_path: Path, admin_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """[[sources]] with two keys and two organizations: every event lands, labelled with its organization."""
     key_b = "sk-admin-globex-key-5555555555"
     monkeypatch.setenv("SHIPPER_TEST_KEY_B", key_b)
@@ -143,7 +149,7 @@ def test_two_organizations_end_to_end(tmp_path: Path, admin_key: str, monkeypatc
                 tmp_path, two_org_config(tmp_path, a.base_url, b.base_url, "SHIPPER_TEST_KEY_B")
             )
         )
-        assert app.run(config, once=True).exit_code == ExitCode.OK
+        assert exit_code_of_run(app.run(config, once=True)) == ExitCode.OK
     docs = [
         orjson.loads(line) for line in (tmp_path / "out" / "audit.jsonl").read_bytes().splitlines()
     ]
@@ -159,7 +165,7 @@ def test_two_organizations_end_to_end(tmp_path: Path, admin_key: str, monkeypatc
 
 
 def test_one_organizations_bad_key_does_not_stop_the_other(
-    tmp_path: Path, admin_key: str, monkeypatch
+    tmp_path: Path, admin_key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With several sources, a revoked key for one yields exit 3 while the other is still delivered."""
     monkeypatch.setenv("SHIPPER_TEST_KEY_B", "sk-admin-revoked-000000000000")
@@ -174,7 +180,7 @@ def test_one_organizations_bad_key_does_not_stop_the_other(
             )
         )
         outcome = app.run(config, once=True)
-    assert outcome.exit_code == ExitCode.SOURCE_REFUSED
+    assert exit_code_of_run(outcome) == ExitCode.SOURCE_REFUSED
     lines = (tmp_path / "out" / "audit.jsonl").read_bytes().splitlines()
     assert len(lines) == len(a_events)
 

@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 import pytest
 
+from shipper.cli.exit_codes import ExitCode, exit_code_of_run
 from shipper.config.settings import load_config
 from shipper.emulator import Emulator, generate_events
-from shipper.errors import ExitCode
 from shipper.http.isolate import in_a_row_limit
 from shipper.runtime import app
 from shipper.testing.receivers.base import Recorded, Reply
@@ -72,7 +72,7 @@ def test_an_event_a_webhook_always_fails_on_is_dead_lettered_and_the_rest_delive
     with hook.receiver:
         config = webhook_config(tmp_path, history, hook)
         outcome = run(config)
-        assert outcome.exit_code == ExitCode.OK
+        assert exit_code_of_run(outcome) == ExitCode.OK
         report = outcome.reports[0].sinks["hook"]
         assert (report.delivered, report.dead_lettered) == (299, 1)
         assert Counter(hook.ids()) == Counter(
@@ -82,7 +82,7 @@ def test_an_event_a_webhook_always_fails_on_is_dead_lettered_and_the_rest_delive
         assert letter["event_id"] == poison
         assert "failed on it every time" in letter["reason"] and "HTTP 500" in letter["reason"]
         requests = event_requests(hook)
-        assert run(config).exit_code == ExitCode.OK
+        assert exit_code_of_run(run(config)) == ExitCode.OK
         assert event_requests(hook) == requests  # the second run sends nothing again
 
 
@@ -96,7 +96,7 @@ def test_an_event_elasticsearch_always_fails_on_is_dead_lettered_and_the_rest_de
         es.fail_ids = {poison}
         sinks = f'[[sinks]]\ntype = "elasticsearch"\nname = "es"\nurl = "{es.url}"\n{FAST}'
         outcome = run(write_config(tmp_path, config_text(history.base_url, tmp_path, sinks=sinks)))
-        assert outcome.exit_code == ExitCode.OK
+        assert exit_code_of_run(outcome) == ExitCode.OK
         assert set(es.created) == {e["id"] for e in history.events()} - {poison}
     [letter] = dead_letters(tmp_path, "es")
     assert letter["event_id"] == poison and "HTTP 500" in letter["reason"]
@@ -110,7 +110,7 @@ def test_a_webhook_failing_everything_with_500_is_an_outage_not_poison(
     hook.refuse_all = 500
     with hook.receiver:
         outcome = run(webhook_config(tmp_path, history, hook))
-    assert outcome.exit_code == ExitCode.SINK_FAILED
+    assert exit_code_of_run(outcome) == ExitCode.SINK_FAILED
     assert outcome.reports[0].sinks["hook"].state == "failed"
     assert covers_no_event(tmp_path, "hook", history)
     assert dead_letters(tmp_path, "hook") == []
@@ -140,7 +140,7 @@ class _AllIds(set[str]):
 
 
 class _AllRejected(dict[str, tuple[str, str]]):
-    def get(self, *_: object) -> tuple[str, str]:  # type: ignore[override]
+    def get(self, *_: object) -> tuple[str, str]:
         return ("document_parsing_exception", "failed to parse field [actor_ip] of type [ip]")
 
     def __contains__(self, _: object) -> bool:
@@ -160,7 +160,7 @@ def test_a_receiver_refusing_every_event_fails_the_sink_instead_of_dead_letterin
         sinks = f'[[sinks]]\nname = "target"\n{table()}{FAST}'
         config = write_config(tmp_path, config_text(history.base_url, tmp_path, sinks=sinks))
         outcome = run(config)
-    assert outcome.exit_code == ExitCode.SINK_FAILED
+    assert exit_code_of_run(outcome) == ExitCode.SINK_FAILED
     report = outcome.reports[0].sinks["target"]
     assert report.state == "failed" and "not about single events" in (report.error or "")
     assert covers_no_event(tmp_path, "target", history)
@@ -181,13 +181,13 @@ def test_a_window_cut_short_by_an_outage_is_resumed_without_resending_what_was_d
     with hook.receiver:
         config = webhook_config(tmp_path, history, hook, extra="batch_max_events = 20\n")
         first = run(config)
-        assert first.exit_code == ExitCode.SINK_FAILED
+        assert exit_code_of_run(first) == ExitCode.SINK_FAILED
         assert len(hook.ids()) == 100
         assert first.reports[0].sinks["hook"].delivered == 100
         hook.receiver.script()  # nothing left scripted matters: let the rest through
         while hook.receiver.pending_script():
             hook.receiver._script.popleft()
-        assert run(config).exit_code == ExitCode.OK
+        assert exit_code_of_run(run(config)) == ExitCode.OK
     assert Counter(hook.ids()) == Counter(e["id"] for e in history.events())  # each exactly once
 
 
@@ -207,7 +207,7 @@ def test_an_event_alone_in_its_window_is_blamed_once_a_later_window_goes_through
         sinks = f'[[sinks]]\ntype = "webhook"\nname = "hook"\nurl = "{hook.receiver.url}"\n{FAST}'
         text = config_text(emu.base_url, tmp_path, start_at=T0 - 4 * 3600 - 300, sinks=sinks)
         outcome = run(write_config(tmp_path, text))
-    assert outcome.exit_code == ExitCode.OK
+    assert exit_code_of_run(outcome) == ExitCode.OK
     assert [d["event_id"] for d in dead_letters(tmp_path, "hook")] == [lone[0]["id"]]
     assert Counter(hook.ids()) == Counter(e["id"] for e in later)
 
@@ -227,7 +227,7 @@ def test_a_receiver_refusing_everything_fails_the_sink_even_one_event_per_window
         sinks = f'[[sinks]]\ntype = "webhook"\nname = "hook"\nurl = "{hook.receiver.url}"\n{FAST}'
         text = config_text(emu.base_url, tmp_path, start_at=T0 - 9 * 3600 - 300, sinks=sinks)
         outcome = run(write_config(tmp_path, text))
-        assert outcome.exit_code == ExitCode.SINK_FAILED
+        assert exit_code_of_run(outcome) == ExitCode.SINK_FAILED
         assert covers_no_event(tmp_path, "hook", emu)
     assert dead_letters(tmp_path, "hook") == []
     assert event_requests(hook) <= 3 * in_a_row_limit(3)

@@ -15,9 +15,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from shipper.cli.exit_codes import ExitCode, exit_code_of_run
 from shipper.config.settings import load_config
 from shipper.emulator import Emulator, Fault, generate_events
-from shipper.errors import ExitCode
 from shipper.pipeline.cursor_store import CursorStore
 from shipper.runtime import app
 from shipper.testing.receivers.base import Receiver, Reply
@@ -134,7 +134,7 @@ def test_sigterm_ends_follow_mode_within_the_grace_period_and_loses_nothing(
             for request in healthy.requests
             for line in request.body.splitlines()
         }
-    assert outcome.exit_code == ExitCode.OK
+    assert exit_code_of_run(outcome) == ExitCode.OK
     expected = [e["id"] for e in emulator.events()]
     assert sorted(set(ids_in(tmp_path / "out" / "audit.jsonl"))) == sorted(expected)
     assert delivered == set(expected)

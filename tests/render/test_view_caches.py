@@ -29,6 +29,7 @@ def test_geo_values_equal_in_python_but_not_in_json_convert_each_by_its_own_type
 @settings(max_examples=300)
 @given(st.lists(ips, min_size=1, max_size=6))
 def test_cached_address_is_what_parsing_afresh_gives(values: list[str]) -> None:
+    """The cached reading of an IP address is exactly what parsing the string afresh gives."""
     for value in values * 2:
         ip, text = read_ip(value)
         try:

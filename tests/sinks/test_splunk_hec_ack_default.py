@@ -3,7 +3,7 @@ where it has not (at start, and in `shipper check`), against the loopback fake H
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import pytest
@@ -77,7 +77,7 @@ def make_sink(
     return sink
 
 
-def ack_off_warnings(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def ack_off_warnings(logs: list[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:
     return [e for e in logs if e["event"] == "hec_indexer_ack_off" and e["log_level"] == "warning"]
 
 
