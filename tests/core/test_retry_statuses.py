@@ -29,8 +29,9 @@ from sinks.webhook import sink as webhook
 from tests.conftest import KEY
 
 # Every status some party treats specially, plus neighbours that no party retries.
-PROBED = (400, 401, 403, 404, 405, 408, 409, 410, 413, 415, 422, 429) + (
-    (500, 501, 502, 503, 504, 505, 507, 511, 599)
+PROBED = (
+    *(400, 401, 403, 404, 405, 408, 409, 410, 413, 415, 422, 429),
+    *(500, 501, 502, 503, 504, 505, 507, 511, 599),
 )
 
 # The promise, written out by hand: per party, the probed statuses it retries.
