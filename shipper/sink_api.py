@@ -14,7 +14,6 @@ from shipper.config.durations import Duration
 from shipper.errors import SinkFatalError, SinkRetryableError
 from shipper.http.isolate import Evidence, Item, Refused, deliver_in_batches
 from shipper.http.sink_client import (
-    RETRYABLE_STATUSES,
     HttpSinkSettings,
     ReceiverFailedError,
     auth_headers,
@@ -41,8 +40,18 @@ from shipper.render import (
     document_renderer,
     renderer,
 )
-from shipper.retry import RetryPolicy, retrying
+from shipper.retry import (
+    RETRYABLE_HTTP_STATUSES,
+    RETRYABLE_STATUSES,
+    SERVER_ERRORS,
+    RetryPolicy,
+    is_retryable,
+    log_retry,
+    retryable_statuses,
+    retrying,
+)
 from shipper.runtime.durable_files import open_append, write_all
+from shipper.runtime.logs import sink_logger
 from shipper.runtime.signals import reopen_generation
 from shipper.runtime.stopping import pause
 from shipper.secrets import SecretUnavailableError, read_secret, redact, remember
@@ -50,7 +59,9 @@ from shipper.tls import TlsSettings, client_context
 
 __all__ = [
     "JSON_FORMATS",
+    "RETRYABLE_HTTP_STATUSES",
     "RETRYABLE_STATUSES",
+    "SERVER_ERRORS",
     "AuditEvent",
     "DocumentRenderer",
     "Duration",
@@ -79,6 +90,8 @@ __all__ = [
     "describe",
     "document_renderer",
     "encode_body",
+    "is_retryable",
+    "log_retry",
     "make_client",
     "open_append",
     "outcome_of",
@@ -89,7 +102,9 @@ __all__ = [
     "remember",
     "renderer",
     "reopen_generation",
+    "retryable_statuses",
     "retrying",
     "send_with_retries",
+    "sink_logger",
     "write_all",
 ]

@@ -6,7 +6,9 @@ import shipper.sink_api
 
 SINK_API = {
     "JSON_FORMATS",
+    "RETRYABLE_HTTP_STATUSES",
     "RETRYABLE_STATUSES",
+    "SERVER_ERRORS",
     "AuditEvent",
     "DocumentRenderer",
     "Duration",
@@ -35,6 +37,8 @@ SINK_API = {
     "describe",
     "document_renderer",
     "encode_body",
+    "is_retryable",
+    "log_retry",
     "make_client",
     "open_append",
     "outcome_of",
@@ -45,8 +49,10 @@ SINK_API = {
     "remember",
     "renderer",
     "reopen_generation",
+    "retryable_statuses",
     "retrying",
     "send_with_retries",
+    "sink_logger",
     "write_all",
 }
 

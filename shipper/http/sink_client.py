@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import httpx
-import structlog
 from pydantic import Field, model_validator
 from tenacity import RetryCallState
 
@@ -29,14 +28,11 @@ from shipper.http.guard import (
     request_deadline,
 )
 from shipper.pipeline.sink import SinkSettings
-from shipper.retry import RetryPolicy, parse_retry_after, retrying
+from shipper.retry import RETRYABLE_STATUSES, RetryPolicy, log_retry, parse_retry_after, retrying
 from shipper.runtime import stopping
+from shipper.runtime.logs import sink_logger
 from shipper.secrets import redact, remember
 from shipper.tls import TlsSettings, client_context
-
-log = structlog.get_logger("shipper.sinks.http")
-
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class HttpSinkSettings(SinkSettings, TlsSettings):
@@ -116,7 +112,7 @@ def _with_body(response: httpx.Response, body: bytes) -> httpx.Response:
 
 def make_client(settings: HttpSinkSettings) -> BoundedClient:
     if not settings.tls_verify:
-        log.warning("tls_verification_disabled", sink=settings.name)
+        sink_logger(settings.name).warning("tls_verification_disabled")
     verify = client_context(settings) if settings.url.startswith("https://") else True
     timeout = float(settings.timeout)
     deadline = settings.request_deadline
@@ -223,11 +219,12 @@ def send_with_retries(
             )
         return response
 
+    sink_log = sink_logger(sink_name)
+
     def note(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        log.warning(
-            "sink_retry", sink=sink_name, attempt=state.attempt_number, reason=redact(str(exc))
-        )
+        reason = None if exc is None or isinstance(exc, _Retryable) else _what_failed(exc)
+        log_retry(sink_log, state, reason)
 
     kwargs = {"sleep": sleep} if sleep is not None else {}
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import orjson
 import structlog
@@ -62,3 +62,23 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
+
+
+def component_logger(kind: Literal["source", "sink"], name: str) -> Any:
+    """A logger bound once to one source or sink: every line it writes names it twice over,
+    `component` (the same key for sources and sinks, e.g. on every `retrying` line) and `source`
+    or `sink` (the key the pipeline's own lines about it use, so one filter finds both).
+
+    Lazy, like `structlog.get_logger`: it follows `configure` even when made before it.
+    """
+    return structlog.get_logger(f"shipper.{kind}", component=name, **{kind: name})
+
+
+def sink_logger(name: str) -> Any:
+    """The logger of the sink called `name` (see `component_logger`)."""
+    return component_logger("sink", name)
+
+
+def source_logger(name: str) -> Any:
+    """The logger of the source called `name` (see `component_logger`)."""
+    return component_logger("source", name)

@@ -16,9 +16,21 @@ from typing import Any
 
 import orjson
 
-from shipper.sink_api import AuditEvent, DocumentRenderer, JsonDict, redact
+from shipper.sink_api import (
+    SERVER_ERRORS,
+    AuditEvent,
+    DocumentRenderer,
+    JsonDict,
+    redact,
+    retryable_statuses,
+)
 
 MAX_REASON = 500
+# An item's statuses worth sending it again for: the shared table, less 408 (a timeout of the
+# request's transfer, which a single item does not have), plus every 5xx (a shard's trouble:
+# 503 unavailable_shards_exception, 500 from a node that left, ...). 409 is not one: on `create`
+# it means the document is already stored, i.e. delivered (`Verdict.ALREADY_PRESENT`).
+ITEM_RETRY_STATUSES = retryable_statuses(add=SERVER_ERRORS, remove={408})
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +63,7 @@ def bulk_body(entries: Sequence[Entry]) -> bytes:
 class Verdict(enum.Enum):
     CREATED = "created"
     ALREADY_PRESENT = "already_present"  # 409 on create: an earlier run delivered it
-    RETRY = "retry"  # 429 / 5xx for this item only
+    RETRY = "retry"  # 429 / 5xx for this item only (`ITEM_RETRY_STATUSES`)
     REJECT = "reject"  # this document will never be accepted: dead letter
     FATAL = "fatal"  # nothing will be accepted until the operator acts
 
@@ -91,7 +103,7 @@ def classify(status: int, error: Any) -> ItemResult:
         verdict = Verdict.CREATED
     elif status == 409:
         verdict = Verdict.ALREADY_PRESENT
-    elif status == 429 or status >= 500:
+    elif status in ITEM_RETRY_STATUSES:
         verdict = Verdict.RETRY
     elif status in (401, 403, 404) or _pipeline_missing(error_type, reason):
         verdict = Verdict.FATAL

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 
 import httpx
 import orjson
-import structlog
-from tenacity import RetryCallState
 
 from shipper.sink_api import (
     RETRYABLE_STATUSES,
@@ -37,12 +35,14 @@ from shipper.sink_api import (
     describe,
     document_renderer,
     encode_body,
+    log_retry,
     make_client,
     pause,
     policy_of,
     redact,
     retrying,
     send_with_retries,
+    sink_logger,
 )
 from sinks.elasticsearch import probe as elasticsearch_probe
 from sinks.elasticsearch.bulk import (
@@ -58,8 +58,6 @@ from sinks.elasticsearch.bulk import (
     request_error,
 )
 from sinks.elasticsearch.settings import ElasticsearchSettings, authorization
-
-log = structlog.get_logger("shipper.sinks.elasticsearch")
 
 Sleep = Callable[[float], object]
 PROBE_POLICY = RetryPolicy(max_attempts=2, max_time=30.0)
@@ -89,6 +87,7 @@ class ElasticsearchSink:
         self, settings: ElasticsearchSettings, context: SinkContext, *, sleep: Sleep | None = None
     ) -> None:
         self.name = settings.name
+        self._log = sink_logger(settings.name)
         self.settings = settings
         self._sleep = sleep
         self._policy = policy_of(settings)
@@ -142,9 +141,8 @@ class ElasticsearchSink:
             evidence.begin(end - start)
             chunks.append(self._deliver(entries[start:end], evidence))
         rejected.extend(Rejection(entry.event, reason) for entry, reason in evidence.verdict())
-        log.info(
+        self._log.info(
             "elasticsearch_batch",
-            sink=self.name,
             index=self.settings.index,
             events=len(batch),
             requests=len(ranges),
@@ -183,21 +181,11 @@ class ElasticsearchSink:
             else:
                 self._refused(chunk, response)
 
-        def note(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            log.warning(
-                "elasticsearch_items_retry",
-                sink=self.name,
-                attempt=state.attempt_number,
-                pending=len(chunk.pending),
-                reason=str(exc),
-            )
-
         until_settled = retrying(
             self._policy,
             retry_on=lambda exc: isinstance(exc, _ItemsPending),
             sleep=pause if self._sleep is None else self._sleep,
-            before_sleep=note,
+            before_sleep=lambda state: log_retry(self._log, state),
         )
         try:
             until_settled(attempt)

@@ -31,6 +31,7 @@ from shipper.sink_api import (
     open_append,
     renderer,
     reopen_generation,
+    sink_logger,
     write_all,
 )
 
@@ -85,6 +86,7 @@ def repair_torn_tail(fd: int, path: Path) -> int:
 class FileSink:
     def __init__(self, settings: FileSettings, context: SinkContext) -> None:
         self.name = settings.name
+        self._log = sink_logger(settings.name)
         self.settings = settings
         self._templated = "%" in settings.path
         self._fixed_path = Path(settings.path)
@@ -114,7 +116,7 @@ class FileSink:
         fd = self._fds.get(path)
         if fd is not None:
             if not _still_at(fd, path):  # rotated away (logrotate without copytruncate)
-                log.info("file_reopened", sink=self.name, path=str(path), reason="moved")
+                self._log.info("file_reopened", path=str(path), reason="moved")
                 self._retire(path)
             else:
                 self._fds.move_to_end(path)
@@ -156,7 +158,7 @@ class FileSink:
     def _reopen_if_requested(self) -> None:
         generation = reopen_generation()
         if generation != self._generation:
-            log.info("file_reopened", sink=self.name, files=len(self._fds), reason="SIGHUP")
+            self._log.info("file_reopened", files=len(self._fds), reason="SIGHUP")
             for path in list(self._fds):
                 self._retire(path)
             self._generation = generation

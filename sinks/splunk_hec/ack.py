@@ -14,12 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-import structlog
-
-from shipper.sink_api import SinkRetryableError
+from shipper.sink_api import SinkRetryableError, sink_logger
 
 T = TypeVar("T")
-log = structlog.get_logger("shipper.sinks.splunk_hec")
 
 ACKS_PER_QUERY = 1000
 
@@ -50,6 +47,7 @@ class AckTracker(Generic[T]):
         sleep: Callable[[float], object],
     ) -> None:
         self._sink = sink
+        self._log = sink_logger(sink)
         self._poll = poll
         self._resend = resend
         self._timeout = timeout
@@ -101,9 +99,8 @@ class AckTracker(Generic[T]):
                 continue
             if entry.resends >= self._max_resends:
                 self._give_up(entry)
-            log.warning(
+            self._log.warning(
                 "hec_batch_unacknowledged_resending",
-                sink=self._sink,
                 events=len(entry.items),
                 ack_id=entry.ack_id,
                 resend=entry.resends + 1,

@@ -23,10 +23,10 @@ from typing import ClassVar, Literal
 
 import httpx
 import orjson
-import structlog
 from pydantic import Field, field_validator, model_validator
 
 from shipper.sink_api import (
+    SERVER_ERRORS,
     AuditEvent,
     Duration,
     HttpSinkSettings,
@@ -46,7 +46,9 @@ from shipper.sink_api import (
     policy_of,
     read_secret,
     redact,
+    retryable_statuses,
     send_with_retries,
+    sink_logger,
 )
 from sinks.splunk_hec.ack import AckTracker
 from sinks.splunk_hec.probe import ACK_OFF, ack_supported, ack_verdict, probe_hec
@@ -60,10 +62,10 @@ from sinks.splunk_hec.protocol import (
     refusal,
 )
 
-log = structlog.get_logger("shipper.sinks.splunk_hec")
-
 HEC_MAX_CONTENT_LENGTH = 1_000_000  # Splunk's default [http_input] max_content_length
-RETRY_STATUSES = frozenset({408, 429, *range(500, 600)})
+# The shared table plus every 5xx: HEC documents 500 (code 8, internal error) and 503 (code 9,
+# server busy; 18-20, unhealthy), and the load balancer usually in front of it answers others.
+RETRY_STATUSES = retryable_statuses(add=SERVER_ERRORS)
 
 
 class SplunkHecSettings(HttpSinkSettings):
@@ -142,6 +144,7 @@ class SplunkHecSink:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = settings.name
+        self._log = sink_logger(settings.name)
         self.settings = settings
         self.channel = settings.channel or str(uuid.uuid4())
         self._render = document_renderer(settings.format)
@@ -199,9 +202,8 @@ class SplunkHecSink:
                 sleep=self._sleep,
             )
         else:
-            log.warning(
+            self._log.warning(
                 "hec_indexer_ack_off",
-                sink=self.name,
                 reason=why,
                 meaning=ACK_OFF,
                 fix="enable indexer acknowledgement on the HEC token",
@@ -245,7 +247,7 @@ class SplunkHecSink:
             acknowledged=self._acks is None,
         )
         if rejections:
-            log.warning("hec_events_refused", sink=self.name, count=len(rejections))
+            self._log.warning("hec_events_refused", count=len(rejections))
         return rejections
 
     def _post(

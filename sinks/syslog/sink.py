@@ -26,7 +26,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
 import orjson
-import structlog
 from pydantic import Field, field_validator, model_validator
 from tenacity import RetryCallState
 
@@ -42,9 +41,11 @@ from shipper.sink_api import (
     TlsSettings,
     batches,
     client_context,
+    log_retry,
     pause,
     renderer,
     retrying,
+    sink_logger,
 )
 from sinks.syslog.format import (
     DEFAULT_SD_ID,
@@ -73,8 +74,6 @@ __all__ = [
     "plugin",
     "unacked_bytes",
 ]
-
-log = structlog.get_logger("shipper.sinks.syslog")
 
 Transport = Literal["udp", "tcp", "tls"]
 UDP_MAX_PAYLOAD = 65507
@@ -183,6 +182,7 @@ class SyslogSink:
         hostname: Callable[[], str] = default_hostname,
     ) -> None:
         self.name = settings.name
+        self._log = sink_logger(settings.name)
         self.settings = settings
         self._sleep = sleep
         self._hostname = hostname
@@ -305,7 +305,7 @@ class SyslogSink:
 
     def _tls_context(self) -> ssl.SSLContext:
         if not self.settings.tls_verify:
-            log.warning("tls_verification_disabled", sink=self.name)
+            self._log.warning("tls_verification_disabled")
         try:
             return client_context(self.settings)
         except (OSError, ssl.SSLError) as exc:
@@ -318,13 +318,8 @@ class SyslogSink:
     ) -> None:
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
-            log.warning(
-                "syslog_retry",
-                sink=self.name,
-                action=action,
-                attempt=state.attempt_number,
-                error=describe(exc) if exc else None,
-            )
+            reason = f"cannot {action} {self._where}: {describe(exc)}" if exc else None
+            log_retry(self._log, state, reason)
 
         try:
             for attempt in retrying(

@@ -16,9 +16,7 @@ import struct
 import termios
 import time
 
-import structlog
-
-log = structlog.get_logger("shipper.sinks.syslog")
+from shipper.sink_api import sink_logger
 
 Address = tuple[str, int]
 _ACK_POLL = (0.001, 0.05)  # first and longest pause while waiting for TCP acknowledgements
@@ -95,6 +93,7 @@ class StreamConnection:
 
     def __init__(self, sink: str, address: Address, *, timeout: float, server_name: str) -> None:
         self._sink = sink
+        self._log = sink_logger(sink)
         self._address = address
         self._timeout = timeout
         self._server_name = server_name
@@ -121,13 +120,13 @@ class StreamConnection:
     def connection(self) -> socket.socket:
         """The open connection; a new one first carries everything written and not confirmed."""
         if self._sock is not None and (reason := closed_reason(self._sock)):
-            log.info("syslog_reconnect", sink=self._sink, reason=reason)
+            self._log.info("syslog_reconnect", reason=reason)
             self.disconnect()
         if self._sock is None:
             sock = self._connect()
             if self._unconfirmed:
                 size = sum(map(len, self._unconfirmed))
-                log.info("syslog_resend_unconfirmed", sink=self._sink, bytes=size)
+                self._log.info("syslog_resend_unconfirmed", bytes=size)
                 try:
                     for payload in self._unconfirmed:
                         sock.sendall(payload)

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 import httpx
-import structlog
 from pydantic import Field, model_validator
 
 from shipper.sink_api import (
+    SERVER_ERRORS,
     AuditEvent,
     HttpSinkSettings,
     Item,
@@ -41,7 +41,9 @@ from shipper.sink_api import (
     read_secret,
     redact,
     renderer,
+    retryable_statuses,
     send_with_retries,
+    sink_logger,
 )
 from sinks.webhook.signing import (
     BadSigningSecretError,
@@ -50,9 +52,9 @@ from sinks.webhook.signing import (
     signing_key,
 )
 
-log = structlog.get_logger("shipper.sinks.webhook")
-
-RETRY_STATUSES = frozenset({408, 429, *range(500, 600)})
+# The shared table plus every 5xx: a receiver is an arbitrary application, whose 501 or 507
+# is as likely a passing fault as a 500 (a 5xx that outlasts the retries is then isolated).
+RETRY_STATUSES = retryable_statuses(add=SERVER_ERRORS)
 CONFIG_STATUSES = {
     404: "there is no endpoint at this URL",
     405: "the endpoint does not accept this method",
@@ -135,6 +137,7 @@ class WebhookSink:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = settings.name
+        self._log = sink_logger(settings.name)
         self.settings = settings
         self._render = renderer(settings.format)
         self._sleep = sleep
@@ -190,7 +193,7 @@ class WebhookSink:
             acknowledged=True,  # a 2xx answer is the receiver's promise: no flush to wait for
         )
         if rejections:
-            log.warning("webhook_events_refused", sink=self.name, count=len(rejections))
+            self._log.warning("webhook_events_refused", count=len(rejections))
         return rejections
 
     def _payload(self, items: Sequence[Item]) -> bytes:
@@ -224,7 +227,7 @@ class WebhookSink:
             retry_statuses=RETRY_STATUSES,
             sleep=self._sleep,
         )
-        log.debug("webhook_request", sink=self.name, events=len(items), status=response.status_code)
+        self._log.debug("webhook_request", events=len(items), status=response.status_code)
         return self._verdict(response)
 
     def _verdict(self, response: httpx.Response) -> Refused | None:

@@ -135,7 +135,7 @@ def test_request_id_is_logged_on_retries(emulator: Emulator) -> None:
     emulator.inject(Fault(kind="500"))
     with capture_logs() as logs:
         client(emulator).fetch_window(T0 - 3600, T0)
-    retry_logs = [entry for entry in logs if entry["event"] == "api_retry"]
+    retry_logs = [entry for entry in logs if entry["event"] == "retrying"]
     assert retry_logs and "x-request-id req_" in retry_logs[0]["reason"]
 
 

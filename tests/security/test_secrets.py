@@ -168,7 +168,7 @@ def test_credentials_echoed_by_receivers_reach_no_dead_letter_log_or_status(
         config = write_config(tmp_path, config_text(emu.base_url, tmp_path, sinks=sinks))
         env = {"T_PW": BASIC_PASSWORD, "T_ES": ES_ID_KEY}
         out = shipper("run", "--once", "--config", str(config), env=env)
-        assert "sink_retry" in out and "sink 'splunk'" in out and "sink 'es'" in out
+        assert "retrying" in out and "sink 'splunk'" in out and "sink 'es'" in out
         assert len(basic.ids()) == len(bearer.ids()) == len(events) - 1
         out += shipper("status", "--config", str(config), env=env)
         out += shipper("status", "--json", "--config", str(config), env=env)

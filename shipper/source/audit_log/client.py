@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-import structlog
 from pydantic import SecretStr
 from tenacity import RetryCallState
 
@@ -33,8 +32,15 @@ from shipper.errors import (
 )
 from shipper.model.event import AuditEvent
 from shipper.pipeline.windows import Found, WindowOverflowError, assemble, overflow_error
-from shipper.retry import RetryPolicy, parse_retry_after, retrying
+from shipper.retry import (
+    RetryPolicy,
+    log_retry,
+    parse_retry_after,
+    retryable_statuses,
+    retrying,
+)
 from shipper.runtime import stopping
+from shipper.runtime.logs import source_logger
 from shipper.runtime.metrics import Metrics
 from shipper.secrets import SecretUnavailableError, read_secret, redact
 from shipper.source.audit_log.event_types import split_by_scope, unknown_event_types
@@ -43,10 +49,11 @@ from shipper.source.audit_log.parse import Page, error_message, parse_page
 from shipper.source.inflight import Answer, InFlightLimit
 from shipper.source.quarantine import Listed, Quarantine
 
-log = structlog.get_logger("shipper.source.audit_log.client")
-
-RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
-PUSH_BACK = frozenset({429, 503})  # the API (or what is in front of it) asks for less load
+# The shared table (`shipper.retry`) plus 409: OpenAI documents 409 for a request that conflicts
+# with a concurrent one, which passes once the other is done.
+RETRYABLE_STATUSES = retryable_statuses(add={409})
+# Answers (both retried) by which the API, or what is in front of it, asks for less load.
+PUSH_BACK = frozenset({429, 503})
 PATH = "/organization/audit_logs"
 MAX_PAGES_PER_WINDOW = 100_000
 # Pages in a row that add nothing new while `has_more` stays true: the API is paging in circles.
@@ -94,6 +101,7 @@ class AuditLogClient:
     ) -> None:
         self.settings = settings
         self.metrics = metrics
+        self._log = source_logger(settings.name)
         # Where unreadable entries are kept (the app sets it; None: logged, not kept).
         self.quarantine = quarantine
         self._sleep = sleep
@@ -134,9 +142,8 @@ class AuditLogClient:
         self._last_date: tuple[str, float] = ("", 0.0)
         self._tenant_refused = False
         if unknown := unknown_event_types(settings.event_types):
-            log.warning(
+            self._log.warning(
                 "event_types_unknown",
-                source=settings.name,
                 unknown=unknown,
                 meaning="not in the event-type catalog (a typo, or a type newer than this "
                 "shipper); asked for anyway: tenant.* in the tenant_only pass, others in the "
@@ -244,9 +251,8 @@ class AuditLogClient:
         self.page(list(CLOCK_PROBE))
         offset = self._api_offset
         if offset is None:
-            log.warning(
+            self._log.warning(
                 "api_date_missing",
-                source=self.settings.name,
                 meaning="the API's answer has no usable Date header, so the local clock alone "
                 "bounds each cycle: keep it synchronised (NTP)",
             )
@@ -255,9 +261,8 @@ class AuditLogClient:
         if self.metrics is not None:
             self.metrics.clock_skew.labels(self.settings.name).set(skew)
         if abs(skew) > CLOCK_SKEW_WARNING:
-            log.warning(
+            self._log.warning(
                 "clock_skew",
-                source=self.settings.name,
                 skew_seconds=round(skew, 1),
                 meaning="this machine's clock is off the API's (its Date header) by more than "
                 f"{CLOCK_SKEW_WARNING:g} s: NTP is required. Cycles read only up to the earlier "
@@ -276,17 +281,14 @@ class AuditLogClient:
         if self.metrics is not None:
             self.metrics.requests_allowed.labels(self.settings.name).set(width)
         if width < before:
-            log.warning(
+            self._log.warning(
                 "api_concurrency_lowered",
-                source=self.settings.name,
                 requests_in_flight=width,
                 concurrency=self.settings.concurrency,
                 reason=f"HTTP {status}: the API asks for fewer requests at once",
             )
         elif width == self.settings.concurrency:
-            log.info(
-                "api_concurrency_restored", source=self.settings.name, requests_in_flight=width
-            )
+            self._log.info("api_concurrency_restored", requests_in_flight=width)
 
     def _pause(self, seconds: float | None) -> None:
         if seconds:
@@ -305,9 +307,7 @@ class AuditLogClient:
         if self.metrics is not None:
             cause = exc.cause if isinstance(exc, RetryableResponseError) else "other"
             self.metrics.retries.labels(self.settings.name, cause).inc()
-        log.warning(
-            "api_retry", source=self.settings.name, attempt=state.attempt_number, reason=str(exc)
-        )
+        log_retry(self._log, state)
 
     def page(self, params: Params, organization: str | None = None) -> Page:
         """One page, retried per the policy; `SourceUnavailableError` once it is exhausted."""
@@ -392,9 +392,8 @@ class AuditLogClient:
             return False
         if not self._tenant_refused:
             self._tenant_refused = True
-            log.error(
+            self._log.error(
                 "tenant_pass_refused",
-                source=self.settings.name,
                 error=text,
                 meaning="the API refuses tenant_only=true for this organization: tenant-scoped "
                 "events (tenant.*, role bindings) are NOT delivered; the ordinary events are. "
@@ -482,9 +481,8 @@ class AuditLogClient:
                     f"[{listed.start}, {listed.end}) is not delivered until they are kept"
                 ) from None
             return
-        log.error(
+        self._log.error(
             "entries_unreadable",
-            source=self.settings.name,
             window=[listed.start, listed.end],
             tenant_only=listed.tenant_only,
             request_id=listed.request_id,
@@ -499,9 +497,8 @@ class AuditLogClient:
         """Events the API returned outside the window asked for: delivered, and counted."""
         if self.metrics is not None:
             self.metrics.outside_window.labels(self.settings.name).inc(count)
-        log.warning(
+        self._log.warning(
             "events_outside_window",
-            source=self.settings.name,
             count=count,
             window=[start, end],
             tenant_only=tenant_only,
