@@ -12,7 +12,7 @@ import socketserver
 import struct
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -93,21 +93,31 @@ class _Handler(BaseHTTPRequestHandler):
         if truncated:
             self.close_connection = True
 
-    def stream(self, canned: Canned, length: int, chunks: Iterable[bytes], *, stop_at: int) -> bool:
-        """Head, then the chunks up to `stop_at` bytes (a truncation when below `length`);
-        True when the whole body went out."""
+    def stream(
+        self,
+        canned: Canned,
+        length: int,
+        chunks: Iterable[bytes],
+        *,
+        stop_at: int,
+        completing: Callable[[], None],
+    ) -> None:
+        """Head, then the chunks up to `stop_at` bytes (a truncation when below `length`).
+        `completing` runs just before the write that completes the whole body: a client that
+        has read it all then always finds it counted (it may count a body whose last write
+        then fails)."""
         self.wfile.write(self.head(canned, length))
         sent = 0
         for chunk in chunks:
             part = chunk[: stop_at - sent]
+            if sent + len(part) == length:
+                completing()
             self.wfile.write(part)
             sent += len(part)
             if sent >= stop_at:
                 break
         if sent < length:
             self.close_connection = True
-            return False
-        return True
 
     def hang_up(self, *, reset: bool) -> None:
         if reset:

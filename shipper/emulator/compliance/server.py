@@ -500,8 +500,13 @@ class ComplianceEmulator:
             chunks = _corrupt_last_byte(chunks)
         truncated = fault is not None and fault.kind == "truncated"
         canned = Canned(200, b"", "application/jsonl")
-        if handler.stream(canned, size, chunks, stop_at=size // 2 if truncated else size):
-            self._stats.served(log_file, size)
+        handler.stream(
+            canned,
+            size,
+            chunks,
+            stop_at=size // 2 if truncated else size,
+            completing=lambda: self._stats.served(log_file, size),
+        )
 
     def _storage_refusal(
         self, handler: Handler, log_file: LogFile | None, file_id: str, query: str
