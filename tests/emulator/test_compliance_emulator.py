@@ -552,6 +552,13 @@ def test_a_fault_aimed_at_one_file_spares_the_others(
     assert client.get(f"{list_url(emulator)}/{files[1].id}").status_code == 503
 
 
+def test_files_for_a_malformed_scope_id_are_refused(emulator: ComplianceEmulator) -> None:
+    """add_files names a scope id the API would reject instead of serving an unreachable feed."""
+    for bad in ("../etc", "not-a-uuid"):
+        with pytest.raises(ValueError, match="Invalid workspace id"):
+            emulator.add_files("AUTH_LOG", scope_id=bad)
+
+
 def test_faults_reject_places_they_do_not_apply_to() -> None:
     """expired_url is a download fault, checksum a storage fault; anything else is refused."""
     with pytest.raises(ValueError, match="download"):

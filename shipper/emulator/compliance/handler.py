@@ -35,7 +35,7 @@ def replacing_answer(fault: ComplianceFault) -> Canned | None:
     return None
 
 
-class _Handler(BaseHTTPRequestHandler):
+class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive; every answer carries a Content-Length
     disable_nagle_algorithm = True
     server: LoopbackServer
@@ -146,7 +146,7 @@ class LoopbackServer(ThreadingHTTPServer):
         self._conns: set[socket.socket] = set()
         self._resets: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
-        super().__init__(address, _Handler)
+        super().__init__(address, Handler)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind looks up the host's FQDN, which can stall on DNS: skip that.
@@ -186,6 +186,3 @@ class LoopbackServer(ThreadingHTTPServer):
         # Clients that hang up mid-answer (timeouts, resets, stop()) are routine here.
         if not isinstance(sys.exc_info()[1], OSError):
             _log.exception("compliance emulator request failed")
-
-
-Handler = _Handler

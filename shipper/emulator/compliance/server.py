@@ -308,8 +308,12 @@ class ComplianceEmulator:
             org = event_type in ORGANIZATION_EVENT_TYPES
             scope_id = self.organization_id if org else self.workspace_id
         scope: Scope = ("organizations" if scope_id.startswith("org-") else "workspaces", scope_id)
-        route = parse_path(f"{API_PREFIX}/{scope[0]}/{scope_id}/logs")  # validates the id
-        assert route is not None
+        try:
+            route = parse_path(f"{API_PREFIX}/{scope[0]}/{scope_id}/logs")  # validates the id
+        except QueryError as exc:
+            raise ValueError(orjson.loads(exc.canned.body)["error"]["message"]) from None
+        if route is None:  # a "/" in the id
+            raise ValueError(f"Invalid {scope[0][:-1]} id {scope_id!r}: it contains '/'.")
         self._scopes.add(scope)
         return scope
 
