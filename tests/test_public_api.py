@@ -20,6 +20,7 @@ SINK_API = {
     "Rejection",
     "Renderer",
     "RetryPolicy",
+    "SecretRef",
     "SecretUnavailableError",
     "Sink",
     "SinkContext",
@@ -47,6 +48,7 @@ SINK_API = {
     "reopen_generation",
     "retrying",
     "send_with_retries",
+    "sink_section",
     "write_all",
 }
 

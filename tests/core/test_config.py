@@ -32,7 +32,7 @@ def test_minimal_config_with_defaults(tmp_path: Path) -> None:
     """The documented keys load, durations become seconds, defaults fill the rest."""
     config = load_config(write(tmp_path, MINIMAL))
     assert config.source.lookback == 600 and config.source.poll_interval == 90
-    assert config.source.api_key_env == "OPENAI_ADMIN_KEY"
+    assert config.source.api_key.env == "OPENAI_ADMIN_KEY"
     assert config.source.include_tenant_events is True
     assert config.sinks[0].name == "archive" and config.sinks[0].format == "raw"
     assert config.state.dir == Path("./state")
