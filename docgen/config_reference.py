@@ -14,6 +14,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from shipper.config.durations import format_duration
+from shipper.config.secret_ref import SecretRef, secret_fields
 from shipper.config.settings import (
     LogSettings,
     MetricsSettings,
@@ -35,18 +36,36 @@ key, and `deploy/shipper.example.toml` has a block for each sink). Durations are
 the key."""
 
 
+# How a SecretRef field is written; the flat keys are what most configs use.
+REF_FORMS = (
+    ' Written `{name}_env = "VAR"` or `{name}_file = "/path"`'
+    ' (or `{name} = {{ env = "VAR" }}` / `{name} = {{ file = "/path" }}`); the file wins over the'
+    " variable. Unset or unreadable at start-up: exit 2."
+)
+
+
 def _is_duration(info: FieldInfo) -> bool:
     return any("parse_duration" in repr(m) for m in info.metadata)
 
 
+def _secret_default(ref: SecretRef) -> str:
+    return f'`{{ env = "{ref.env}" }}`' if ref.env else f'`{{ file = "{ref.file}" }}`'
+
+
 def _default(info: FieldInfo) -> str:
-    if info.default is PydanticUndefined:
-        return "required" if info.default_factory is None else "`[]`"
-    value = info.default
+    if info.default_factory is not None:
+        made = info.default_factory()  # type: ignore[call-arg]
+        return _secret_default(made) if isinstance(made, SecretRef) else "`[]`"
+    return _literal(info, info.default)
+
+
+def _literal(info: FieldInfo, value: object) -> str:
+    if value is PydanticUndefined:
+        return "required"
     if value is None:
         return "-"
     if _is_duration(info):
-        return f'`"{format_duration(float(value))}"`'
+        return f'`"{format_duration(float(str(value)))}"`'
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
     if isinstance(value, str | Path):
@@ -56,9 +75,12 @@ def _default(info: FieldInfo) -> str:
 
 def table(model: type[BaseModel], *, skip: frozenset[str] = frozenset()) -> str:
     rows = ["| key | default | meaning |", "| --- | --- | --- |"]
+    secrets = secret_fields(model)
     for name, info in model.model_fields.items():
         if name not in skip:
             meaning = (info.description or "").replace("<", "&lt;")  # `<state.dir>` is not HTML
+            if name in secrets:
+                meaning += REF_FORMS.format(name=name)
             rows.append(f"| `{name}` | {_default(info)} | {meaning} |")
     return "\n".join(rows)
 

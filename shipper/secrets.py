@@ -13,6 +13,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from shipper.errors import ConfigError
+
 _known: set[str] = set()
 _lock = threading.Lock()
 # Shapes of credentials we redact even when we never read them (a key pasted into a URL, say).
@@ -22,8 +24,8 @@ _CREDENTIALS = re.compile(r"\b(Basic|Bearer|Splunk|ApiKey)(\s+)[A-Za-z0-9._~+/:\
 MASK = "***"
 
 
-class SecretUnavailableError(Exception):
-    """The variable is unset or the file unreadable; the message says which."""
+class SecretUnavailableError(ConfigError):
+    """The variable is unset or the file unreadable; the message says which (a config error)."""
 
 
 def remember(secret: str) -> None:

@@ -11,6 +11,7 @@ a promise: a name leaves only with a deprecation. The contract itself is documen
 from __future__ import annotations
 
 from shipper.config.durations import Duration
+from shipper.config.secret_ref import SecretRef, sink_section
 from shipper.errors import SinkFatalError, SinkRetryableError
 from shipper.http.isolate import Evidence, Item, Refused, deliver_in_batches
 from shipper.http.sink_client import (
@@ -75,6 +76,7 @@ __all__ = [
     "Rejection",
     "Renderer",
     "RetryPolicy",
+    "SecretRef",
     "SecretUnavailableError",
     "Sink",
     "SinkContext",
@@ -106,5 +108,6 @@ __all__ = [
     "retrying",
     "send_with_retries",
     "sink_logger",
+    "sink_section",
     "write_all",
 ]

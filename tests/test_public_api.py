@@ -22,6 +22,7 @@ SINK_API = {
     "Rejection",
     "Renderer",
     "RetryPolicy",
+    "SecretRef",
     "SecretUnavailableError",
     "Sink",
     "SinkContext",
@@ -53,6 +54,7 @@ SINK_API = {
     "retrying",
     "send_with_retries",
     "sink_logger",
+    "sink_section",
     "write_all",
 }
 

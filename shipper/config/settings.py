@@ -20,6 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shipper.config.durations import Duration
 from shipper.config.inline_secrets import guard_inline_secrets
+from shipper.config.secret_ref import (
+    SecretFields,
+    SecretRef,
+    secret_fields,
+    sink_section,
+    source_section,
+)
 from shipper.errors import ConfigError
 from shipper.pipeline.sink import SinkPlugin, SinkSettings
 from shipper.source.audit_log.event_types import split_by_scope
@@ -41,7 +48,7 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
-class SourceSettings(_Strict):
+class SourceSettings(_Strict, SecretFields):
     """`[source]`: where and what to read."""
 
     type: Literal["audit_log"] = Field(
@@ -59,12 +66,9 @@ class SourceSettings(_Strict):
     base_url: str = Field(
         default="https://api.openai.com/v1", description="API base URL (the emulator's for tests)."
     )
-    api_key_env: str | None = Field(
-        default="OPENAI_ADMIN_KEY", description="Environment variable holding the admin API key."
-    )
-    api_key_file: Path | None = Field(
-        default=None,
-        description="File holding the admin key (container secrets); wins over the env.",
+    api_key: SecretRef = Field(
+        default_factory=lambda: SecretRef(env="OPENAI_ADMIN_KEY"),
+        description="The admin API key: a variable or a file (container secrets).",
     )
     allow_plain_http: bool = Field(
         default=False,
@@ -139,8 +143,6 @@ class SourceSettings(_Strict):
                 "base_url uses plain http to a non-loopback host: the admin key would travel in "
                 "clear text (set allow_plain_http = true only if you really mean it)"
             )
-        if self.api_key_env is None and self.api_key_file is None:
-            raise ValueError("set api_key_env or api_key_file")
         return self
 
     @model_validator(mode="after")
@@ -231,6 +233,18 @@ class Config(_Strict):
     @property
     def all_sources(self) -> list[SourceSettings]:
         return [self.source] if self.source is not None else list(self.sources)
+
+
+def read_every_secret(config: Config) -> None:
+    """Read each secret the config names, at start-up: one missing is a config error (exit 2)
+    naming the file, the table and the key, before any state is touched."""
+    owners: list[tuple[str, BaseModel]] = [(source_section(s.name), s) for s in config.all_sources]
+    owners += [(sink_section(s.name), s) for s in config.sinks]
+    for section, settings in owners:
+        for name in secret_fields(type(settings)):
+            ref = getattr(settings, name)
+            if isinstance(ref, SecretRef):
+                ref.read(section, config.path)
 
 
 class _SinkRegistry(Mapping[str, "SinkPlugin"]):

@@ -28,13 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from shipper.config.durations import Duration
+from shipper.config.secret_ref import SecretFields
 from shipper.model.event import AuditEvent
 
 
-class SinkSettings(BaseModel):
+class SinkSettings(SecretFields):
     """Keys every `[[sinks]]` table accepts; a sink's own settings class extends this."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

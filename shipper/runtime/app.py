@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from shipper.config.settings import Config, SourceSettings, sink_plugins
+from shipper.config.settings import Config, SourceSettings, read_every_secret, sink_plugins
 from shipper.errors import (
     Interrupted,
     SinkError,
@@ -28,6 +28,7 @@ from shipper.pipeline.orphan_cursors import warn_orphans
 from shipper.pipeline.sink import Sink, SinkContext, SinkSettings
 from shipper.runtime import stopping
 from shipper.runtime.metrics import HealthServer, Metrics
+from shipper.secrets import SecretUnavailableError
 from shipper.source import quarantine
 from shipper.source.audit_log.client import admin_key_client
 from shipper.source.contract import Source
@@ -83,7 +84,9 @@ class OpenedSink:
         if not self.is_open:
             try:
                 self.sink.open()
-            except (SinkError, OSError) as exc:
+            except (SinkError, SecretUnavailableError, OSError) as exc:
+                # After start-up (where every secret was read), a secret that went missing
+                # fails this sink only, and it is tried again next cycle.
                 self.sink.close()
                 log.error("sink_open_failed", sink=self.name, error=str(exc))
                 return str(exc)
@@ -344,6 +347,7 @@ def run(
     Every wait observes `stop` (see `shipper.runtime.stopping`); with `stop_grace`, the process exits
     hard (with `stop_grace_exit_code`) if it is still running that long after the stop request.
     """
+    read_every_secret(config)
     runner = Runner(
         config,
         once,

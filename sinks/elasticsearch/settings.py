@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from shipper.sink_api import HttpSinkSettings, read_secret, remember
+from shipper.sink_api import HttpSinkSettings, SecretRef, remember, sink_section
 
 # Lowercase, no path or wildcard characters, not hidden: a safe subset of Elasticsearch's rules.
 INDEX_PATTERN = r"^[a-z0-9][a-z0-9._+-]{0,254}$"
@@ -34,19 +33,12 @@ class ElasticsearchSettings(HttpSinkSettings):
     pipeline: str | None = Field(
         default=None, description="Ingest pipeline applied to every document."
     )
-    api_key_env: str | None = Field(
-        default=None,
-        description="Environment variable holding an API key (encoded, or id:api_key).",
-    )
-    api_key_file: Path | None = Field(
-        default=None, description="File holding the API key; wins over api_key_env."
+    api_key: SecretRef | None = Field(
+        default=None, description="An API key (encoded, or id:api_key): a variable or a file."
     )
     username: str | None = Field(default=None, description="User for basic authentication.")
-    password_env: str | None = Field(
-        default=None, description="Environment variable holding the basic-auth password."
-    )
-    password_file: Path | None = Field(
-        default=None, description="File holding the basic-auth password; wins over password_env."
+    password: SecretRef | None = Field(
+        default=None, description="The basic-auth password: a variable or a file."
     )
     batch_max_events: int = Field(
         default=1000, ge=1, le=10_000, description="Most documents in one _bulk request."
@@ -62,9 +54,8 @@ class ElasticsearchSettings(HttpSinkSettings):
 
     @model_validator(mode="after")
     def _one_way_to_authenticate(self) -> ElasticsearchSettings:
-        api_key = self.api_key_env is not None or self.api_key_file is not None
-        password = self.password_env is not None or self.password_file is not None
-        if api_key and (self.username is not None or password):
+        password = self.password is not None
+        if self.api_key is not None and (self.username is not None or password):
             raise ValueError("use either an API key or username + password, not both")
         if password and self.username is None:
             raise ValueError("password_env/password_file need username")
@@ -83,16 +74,12 @@ def _base64(text: str) -> str:
 
 def authorization(settings: ElasticsearchSettings) -> dict[str, str]:
     """The Authorization header; `SecretUnavailableError` if the secret cannot be read."""
-    what = f"sink {settings.name!r}"
-    if settings.api_key_env is not None or settings.api_key_file is not None:
-        key = read_secret(
-            env=settings.api_key_env, file=settings.api_key_file, what=f"{what} API key"
-        ).get_secret_value()
+    section = sink_section(settings.name)
+    if settings.api_key is not None:
+        key = settings.api_key.read(section).get_secret_value()
         # Kibana shows both forms; the "id:api_key" one must be encoded before use.
         return {"authorization": f"ApiKey {_base64(key) if ':' in key else key}"}
-    if settings.username is not None:
-        password = read_secret(
-            env=settings.password_env, file=settings.password_file, what=f"{what} password"
-        ).get_secret_value()
+    if settings.username is not None and settings.password is not None:
+        password = settings.password.read(section).get_secret_value()
         return {"authorization": f"Basic {_base64(f'{settings.username}:{password}')}"}
     return {}

@@ -27,7 +27,6 @@ from shipper.sink_api import (
     ReceiverFailedError,
     Rejection,
     RetryPolicy,
-    SecretUnavailableError,
     SinkContext,
     SinkFatalError,
     SinkRetryableError,
@@ -105,10 +104,7 @@ class ElasticsearchSink:
             self._render = document_renderer(self.settings.format)
         except (ImportError, ValueError) as exc:
             raise SinkFatalError(self.name, f"format {self.settings.format!r}: {exc}") from None
-        try:
-            self._auth = authorization(self.settings)
-        except SecretUnavailableError as exc:
-            raise SinkFatalError(self.name, str(exc)) from None
+        self._auth = authorization(self.settings)
         try:
             self._client = make_client(self.settings)
         except (OSError, ssl.SSLError) as exc:

@@ -18,12 +18,11 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import ClassVar, Literal
 
 import httpx
 import orjson
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from shipper.sink_api import (
     SERVER_ERRORS,
@@ -33,7 +32,7 @@ from shipper.sink_api import (
     Item,
     Refused,
     Rejection,
-    SecretUnavailableError,
+    SecretRef,
     SinkContext,
     SinkFatalError,
     SinkRetryableError,
@@ -44,11 +43,10 @@ from shipper.sink_api import (
     make_client,
     pause,
     policy_of,
-    read_secret,
-    redact,
     retryable_statuses,
     send_with_retries,
     sink_logger,
+    sink_section,
 )
 from sinks.splunk_hec.ack import AckTracker
 from sinks.splunk_hec.probe import ACK_OFF, ack_supported, ack_verdict, probe_hec
@@ -73,8 +71,7 @@ class SplunkHecSettings(HttpSinkSettings):
 
     type: Literal["splunk_hec"] = Field(description="Sink type.")
     url: str = Field(description="HEC base URL, e.g. https://splunk.example.com:8088 (no path).")
-    token_env: str | None = Field(default=None, description="Variable holding the HEC token.")
-    token_file: Path | None = Field(default=None, description="File holding the HEC token.")
+    token: SecretRef = Field(description="The HEC token: a variable or a file.")
     index: str | None = Field(default=None, description="Target index; default: the token's.")
     sourcetype: str = Field(default="openai:audit", description="Sourcetype of every event.")
     source: str = Field(default="openai:audit_log", description="Source of every event.")
@@ -107,12 +104,6 @@ class SplunkHecSettings(HttpSinkSettings):
     )
 
     allowed_formats: ClassVar[tuple[str, ...]] = ("raw", "normalized")
-
-    @model_validator(mode="after")
-    def _token_source(self) -> SplunkHecSettings:
-        if not (self.token_env or self.token_file):
-            raise ValueError("set token_env or token_file (the HEC token)")
-        return self
 
     @field_validator("channel")
     @classmethod
@@ -169,12 +160,7 @@ class SplunkHecSink:
     def open(self) -> None:
         if self._client is not None:
             return
-        try:
-            token = read_secret(
-                env=self.settings.token_env, file=self.settings.token_file, what="HEC token"
-            )
-        except SecretUnavailableError as exc:
-            raise SinkFatalError(self.name, redact(str(exc))) from None
+        token = self.settings.token.read(sink_section(self.name))
         self._headers = {
             **auth_headers("Splunk", token.get_secret_value()),
             "x-splunk-request-channel": self.channel,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import ClassVar, Literal
 
 import httpx
@@ -28,7 +27,7 @@ from shipper.sink_api import (
     Item,
     Refused,
     Rejection,
-    SecretUnavailableError,
+    SecretRef,
     SinkContext,
     SinkFatalError,
     SinkRetryableError,
@@ -38,12 +37,12 @@ from shipper.sink_api import (
     encode_body,
     make_client,
     policy_of,
-    read_secret,
     redact,
     renderer,
     retryable_statuses,
     send_with_retries,
     sink_logger,
+    sink_section,
 )
 from sinks.webhook.signing import (
     BadSigningSecretError,
@@ -89,28 +88,24 @@ class WebhookSettings(HttpSinkSettings):
     encoding: Literal["ndjson", "json_array"] = Field(
         default="ndjson", description="Body: one JSON document per line, or one JSON array."
     )
-    bearer_token_env: str | None = Field(
-        default=None, description="Variable holding a bearer token."
+    bearer_token: SecretRef | None = Field(
+        default=None, description="A bearer token: a variable or a file."
     )
-    bearer_token_file: Path | None = Field(default=None, description="File holding a bearer token.")
     username: str | None = Field(default=None, description="User for HTTP basic auth.")
-    password_env: str | None = Field(
-        default=None, description="Variable holding the basic-auth password."
+    password: SecretRef | None = Field(
+        default=None, description="The basic-auth password: a variable or a file."
     )
-    password_file: Path | None = Field(
-        default=None, description="File holding the basic-auth password."
+    secret: SecretRef | None = Field(
+        default=None,
+        description="A Standard Webhooks signing secret (whsec_...): a variable or a file.",
     )
-    secret_env: str | None = Field(
-        default=None, description="Variable holding a Standard Webhooks signing secret (whsec_...)."
-    )
-    secret_file: Path | None = Field(default=None, description="File holding the signing secret.")
 
     allowed_formats: ClassVar[tuple[str, ...]] = ("raw", "normalized", "ecs", "ocsf")
 
     @model_validator(mode="after")
     def _consistent(self) -> WebhookSettings:
-        bearer = bool(self.bearer_token_env or self.bearer_token_file)
-        password = bool(self.password_env or self.password_file)
+        bearer = self.bearer_token is not None
+        password = self.password is not None
         if bearer and (self.username or password):
             raise ValueError("choose bearer_token_* or username + password_*, not both")
         if bool(self.username) != password:
@@ -120,11 +115,9 @@ class WebhookSettings(HttpSinkSettings):
         return self
 
 
-def _read(env: str | None, file: Path | None, what: str) -> str | None:
+def _read(ref: SecretRef | None, sink: str) -> str | None:
     """The secret if configured, else None; `SecretUnavailableError` if configured but unreadable."""
-    if not (env or file):
-        return None
-    return read_secret(env=env, file=file, what=what).get_secret_value()
+    return None if ref is None else ref.read(sink_section(sink)).get_secret_value()
 
 
 class WebhookSink:
@@ -150,22 +143,20 @@ class WebhookSink:
     def open(self) -> None:
         if self._client is not None:
             return
+        self._headers = self._static_headers()
+        secret = _read(self.settings.secret, self.name)
         try:
-            self._headers = self._static_headers()
-            secret = _read(
-                self.settings.secret_env, self.settings.secret_file, "webhook signing secret"
-            )
             self._key = signing_key(secret) if secret else None
-        except (SecretUnavailableError, BadSigningSecretError) as exc:
+        except BadSigningSecretError as exc:
             raise SinkFatalError(self.name, redact(str(exc))) from None
         self._client = make_client(self.settings)
 
     def _static_headers(self) -> dict[str, str]:
         s = self.settings
         headers = {**s.headers, "content-type": CONTENT_TYPES[s.encoding]}
-        if token := _read(s.bearer_token_env, s.bearer_token_file, "webhook bearer token"):
+        if token := _read(s.bearer_token, self.name):
             headers.update(auth_headers("Bearer", token))
-        if password := _read(s.password_env, s.password_file, "webhook basic-auth password"):
+        if password := _read(s.password, self.name):
             pair = f"{s.username}:{password}".encode()
             headers.update(auth_headers("Basic", base64.b64encode(pair).decode("ascii")))
         return headers

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shipper.config.settings import load_config
+from shipper.config.settings import load_config, parse_config
 from shipper.errors import ConfigError
 
 MINIMAL = """
@@ -33,7 +33,7 @@ def test_minimal_config_with_defaults(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, MINIMAL))
     source = config.all_sources[0]
     assert source.lookback == 600 and source.poll_interval == 90
-    assert source.api_key_env == "OPENAI_ADMIN_KEY"
+    assert source.api_key.env == "OPENAI_ADMIN_KEY"
     assert source.include_tenant_events is True
     assert config.sinks[0].name == "archive" and config.sinks[0].format == "raw"
     assert config.state.dir == Path("./state")
@@ -119,3 +119,43 @@ def test_the_clock_safety_lag_is_a_few_seconds_by_default(tmp_path: Path) -> Non
         'poll_interval = "90s"', 'poll_interval = "90s"\nclock_safety_lag = "30s"'
     )
     assert load_config(write(tmp_path, text)).all_sources[0].clock_safety_lag == 30
+
+
+def _hec(**keys: object) -> dict[str, object]:
+    return {"type": "splunk_hec", "name": "hec", "url": "https://splunk.example:8088", **keys}
+
+
+def _sink_error(raw: dict[str, object]) -> str:
+    from shipper.config.settings import sink_plugins
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"source": {}, "sinks": [raw]}, "x.toml", sink_plugins())
+    return str(caught.value)
+
+
+def test_a_secret_accepts_the_nested_form_and_the_flat_keys_alike() -> None:
+    """`token = { env = "V" }` and `token_env = "V"` give the same SecretRef."""
+    from shipper.config.settings import sink_plugins
+
+    plugins = sink_plugins()
+    nested = parse_config({"source": {}, "sinks": [_hec(token={"env": "V"})]}, "x", plugins)
+    flat = parse_config({"source": {}, "sinks": [_hec(token_env="V")]}, "x", plugins)
+    refs = [config.sinks[0].token for config in (nested, flat)]  # type: ignore[attr-defined]
+    assert [(ref.env, ref.file) for ref in refs] == [("V", None)] * 2
+
+
+def test_a_secret_given_both_flat_and_nested_is_refused() -> None:
+    """Setting token_env and token = {...} together is a config error naming both."""
+    assert "give token or token_env/token_file, not both" in _sink_error(
+        _hec(token_env="A", token={"file": "/b"})
+    )
+
+
+def test_a_bad_flat_secret_key_is_named_as_written() -> None:
+    """A wrong type under token_env is reported at sinks[0].token_env, not token.env."""
+    assert "sinks[0].token_env:" in _sink_error(_hec(token_env=5))
+
+
+def test_a_required_secret_left_out_names_the_keys_to_set() -> None:
+    """A HEC sink without a token says to set token_env or token_file."""
+    assert "sinks[0].token: Value error, set token_env or token_file" in _sink_error(_hec())

@@ -403,13 +403,14 @@ def test_admin_key_comes_from_a_secret_never_a_literal(name: str, tmp_path: Path
     source = embedded_config(name, tmp_path).all_sources[0]
     pod = pod_spec(one(manifests(name), WORKLOADS[name]))
     env = {e["name"]: e for e in container(pod).get("env", [])}
-    if source.api_key_file is not None:
-        volume = mounts_by_path(pod)[str(source.api_key_file.parent)]
+    key = source.api_key
+    if key.file is not None:
+        volume = mounts_by_path(pod)[str(key.file.parent)]
         items = volume["secret"].get("items", [])
-        assert not items or source.api_key_file.name in [i["path"] for i in items]
+        assert not items or key.file.name in [i["path"] for i in items]
     else:
-        assert source.api_key_env is not None
-        assert env[source.api_key_env]["valueFrom"]["secretKeyRef"]["name"]
+        assert key.env is not None
+        assert env[key.env]["valueFrom"]["secretKeyRef"]["name"]
     for variable in env.values():
         if "value" in variable:
             assert not re.search(r"KEY|TOKEN|SECRET|PASSW", variable["name"], re.IGNORECASE)

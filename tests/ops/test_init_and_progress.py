@@ -25,7 +25,7 @@ def test_init_writes_a_private_config_that_loads(tmp_path: Path) -> None:
     assert main(["init", "--config", str(target)]) == 0
     assert target.stat().st_mode & 0o777 == 0o600
     config = load_config(target)
-    assert config.all_sources[0].api_key_env == "OPENAI_ADMIN_KEY"
+    assert config.all_sources[0].api_key.env == "OPENAI_ADMIN_KEY"
     assert main(["init", "--config", str(target)]) == 2
     assert main(["init", "--config", str(target), "--force"]) == 0
 

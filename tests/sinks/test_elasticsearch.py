@@ -20,6 +20,7 @@ from shipper.http.isolate import in_a_row_limit
 from shipper.model.event import AuditEvent, normalize
 from shipper.pipeline.sink import Sink, SinkContext
 from shipper.render import document_renderer
+from shipper.secrets import SecretUnavailableError
 from shipper.testing.contract.events import HOSTILE, api_event, events
 from shipper.testing.receivers.base import Reply
 from shipper.testing.receivers.elasticsearch import DEFAULT_INDEX, FakeElasticsearch, es_error
@@ -367,9 +368,9 @@ def test_api_key_and_basic_auth_headers(
 def test_missing_secret_is_fatal_at_open(
     monkeypatch: pytest.MonkeyPatch, es: FakeElasticsearch
 ) -> None:
-    """An unset api_key_env stops the sink at open() with a message naming the variable."""
+    """An unset api_key_env is a config error at open() naming the key and the variable."""
     monkeypatch.delenv("ES_KEY_UNSET", raising=False)
-    with pytest.raises(SinkFatalError, match="ES_KEY_UNSET"):
+    with pytest.raises(SecretUnavailableError, match="api_key_env: the variable ES_KEY_UNSET"):
         make_sink(es.url, api_key_env="ES_KEY_UNSET")
 
 

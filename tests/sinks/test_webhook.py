@@ -16,6 +16,7 @@ from structlog.testing import capture_logs
 from shipper.emulator.events import HOSTILE_STRINGS
 from shipper.errors import SinkFatalError, SinkRetryableError
 from shipper.model.event import AuditEvent, normalize
+from shipper.secrets import SecretUnavailableError
 from shipper.testing.receivers.base import Reply
 from shipper.testing.receivers.webhook import FakeWebhook, _verify
 from sinks.webhook.signing import message_id, signature
@@ -287,9 +288,11 @@ def test_auth_refusal_is_fatal(rx: FakeWebhook, status: int) -> None:
     assert len(rx.receiver.requests) == 1
 
 
-def test_missing_secret_variable_is_fatal_at_open(rx: FakeWebhook) -> None:
-    """An unset token variable is named in the error at open()."""
-    with pytest.raises(SinkFatalError, match="HOOK_UNSET_VAR"):
+def test_missing_secret_variable_is_a_config_error_at_open(rx: FakeWebhook) -> None:
+    """An unset token variable is a config error at open() naming the key and the variable."""
+    with pytest.raises(
+        SecretUnavailableError, match="bearer_token_env: the variable HOOK_UNSET_VAR"
+    ):
         sink_for(rx, bearer_token_env="HOOK_UNSET_VAR")
 
 
@@ -445,6 +448,6 @@ def test_plugin_offers_json_formats_only() -> None:
     """The plugin's settings allow raw/normalized/ecs/ocsf, not CEF."""
     assert plugin.settings_model.allowed_formats == ("raw", "normalized", "ecs", "ocsf")
     sink = plugin.create(settings("http://127.0.0.1:9/", secret_file=Path("/nonexistent")), None)  # type: ignore[arg-type]
-    with pytest.raises(SinkFatalError, match="cannot read"):
+    with pytest.raises(SecretUnavailableError, match="secret_file: cannot read"):
         sink.open()
     sink.close()

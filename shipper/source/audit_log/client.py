@@ -22,9 +22,9 @@ import httpx
 from pydantic import SecretStr
 from tenacity import RetryCallState
 
+from shipper.config.secret_ref import source_section
 from shipper.config.settings import SourceSettings
 from shipper.errors import (
-    ConfigError,
     RetryableResponseError,
     SourceError,
     SourceRefusedError,
@@ -42,7 +42,7 @@ from shipper.retry import (
 from shipper.runtime import stopping
 from shipper.runtime.logs import source_logger
 from shipper.runtime.metrics import Metrics
-from shipper.secrets import SecretUnavailableError, read_secret, redact
+from shipper.secrets import redact
 from shipper.source.audit_log.event_types import split_by_scope, unknown_event_types
 from shipper.source.audit_log.http import Getter, HttpxGetter, TransportFailure
 from shipper.source.audit_log.parse import Page, error_message, parse_page
@@ -68,7 +68,8 @@ Params = list[tuple[str, str]]
 
 def _refusal(status: int, api_message: str | None, settings: SourceSettings) -> str:
     detail = f" The API said: {redact(api_message)}" if api_message else ""
-    where = f"file {settings.api_key_file}" if settings.api_key_file else f"${settings.api_key_env}"
+    ref = settings.api_key
+    where = f"file {ref.file}" if ref.file else f"${ref.env}"
     if status == 401:
         return f"HTTP 401: the admin key was rejected: it is wrong, revoked or not an admin key (from {where}).{detail}"
     if status == 403:
@@ -529,12 +530,5 @@ class AuditLogClient:
 
 def admin_key_client(settings: SourceSettings, metrics: Metrics | None = None) -> AuditLogClient:
     """The audit-log source of `[source] type = "audit_log"`, with the admin key it names."""
-    try:
-        key = read_secret(
-            env=settings.api_key_env, file=settings.api_key_file, what="admin API key"
-        )
-    except SecretUnavailableError as exc:
-        raise ConfigError(
-            f"source {settings.name!r}: {exc}", key="source.api_key_env / source.api_key_file"
-        ) from None
+    key = settings.api_key.read(source_section(settings.name))
     return AuditLogClient(settings, key, metrics=metrics)
