@@ -89,7 +89,9 @@ def test_a_source_type_is_chosen_from_the_config() -> None:
     assert set(app.SOURCE_TYPES) == {"audit_log"}
 
 
-def test_a_second_source_runs_through_the_pipeline_to_a_file_sink(tmp_path: Path) -> None:
+def test_a_second_source_runs_through_the_pipeline_to_a_file_sink(
+    tmp_path: Path, admin_key: str
+) -> None:
     """A source that is not the audit log (opaque pass keys, no API clock) ships every event it holds to a file sink, once."""
     now = int(time.time())
     events = [AuditEvent.from_api(api_event(i, t=now - 7200 + 37 * i)) for i in range(150)]
