@@ -3,23 +3,18 @@ the storage host serving signed URLs. Faults are applied here, to delivery."""
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import logging
 import secrets
-import socket
-import socketserver
-import struct
-import sys
-import threading
 from collections.abc import Callable, Iterable
 from email.utils import formatdate
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
 from shipper.emulator.compliance.faults import ComplianceFault
 from shipper.emulator.faults import Canned, Fault, api_error, canned_response
+from shipper.emulator.loopback_server import LoopbackServer
 
 if TYPE_CHECKING:
     from shipper.emulator.compliance.server import ComplianceEmulator
@@ -38,7 +33,7 @@ def replacing_answer(fault: ComplianceFault) -> Canned | None:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive; every answer carries a Content-Length
     disable_nagle_algorithm = True
-    server: LoopbackServer
+    server: ComplianceServer
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: signed URLs in a request line are credentials."""
@@ -132,10 +127,9 @@ class Handler(BaseHTTPRequestHandler):
         return True
 
 
-class LoopbackServer(ThreadingHTTPServer):
-    """A threading HTTP server that can drop its connections and close one with a reset."""
+class ComplianceServer(LoopbackServer):
+    """One of the compliance emulator's two servers: the API, or the storage host (`storage`)."""
 
-    daemon_threads = True
     request_queue_size = 128
 
     def __init__(
@@ -143,46 +137,4 @@ class LoopbackServer(ThreadingHTTPServer):
     ) -> None:
         self.emulator = emulator
         self.storage = storage
-        self._conns: set[socket.socket] = set()
-        self._resets: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
         super().__init__(address, Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind looks up the host's FQDN, which can stall on DNS: skip that.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._conns_lock:
-            self._conns.add(request)
-        super().process_request(request, client_address)
-
-    def reset_on_close(self, conn: socket.socket) -> None:
-        """Make closing this connection send RST instead of FIN (SO_LINGER with zero timeout)."""
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        with self._conns_lock:
-            self._resets.add(conn)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._conns_lock:
-            self._conns.discard(request)
-            reset = request in self._resets
-            self._resets.discard(request)
-        if reset:
-            request.close()  # no shutdown(SHUT_WR) first: that would send a FIN
-        else:
-            super().shutdown_request(request)
-
-    def drop_connections(self) -> None:
-        """Wake every handler blocked on a keep-alive read so its thread ends."""
-        with self._conns_lock:
-            conns = list(self._conns)
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients that hang up mid-answer (timeouts, resets, stop()) are routine here.
-        if not isinstance(sys.exc_info()[1], OSError):
-            _log.exception("compliance emulator request failed")

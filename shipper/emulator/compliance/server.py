@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, quote, urlencode
 import orjson
 
 from shipper.emulator.compliance.faults import ComplianceFault, ComplianceFaultSchedule
-from shipper.emulator.compliance.handler import LoopbackServer, replacing_answer
+from shipper.emulator.compliance.handler import ComplianceServer, replacing_answer
 from shipper.emulator.compliance.query import (
     API_PREFIX,
     QueryError,
@@ -182,7 +182,7 @@ class ComplianceEmulator:
         self._history: dict[tuple[Scope, str], list[RecordSpec]] = {}
         self._signing_key = secrets.token_bytes(32)
         self._stopping = threading.Event()
-        self._servers: list[LoopbackServer] = []
+        self._servers: list[ComplianceServer] = []
         self._threads: list[threading.Thread] = []
 
     # lifecycle
@@ -193,7 +193,7 @@ class ComplianceEmulator:
             return self
         self._stopping = threading.Event()
         for storage in (False, True):
-            server = LoopbackServer((self.host, 0), self, storage=storage)
+            server = ComplianceServer((self.host, 0), self, storage=storage)
             thread = threading.Thread(
                 target=server.serve_forever,
                 kwargs={"poll_interval": 0.05},  # bounds how long stop() waits
