@@ -389,16 +389,8 @@ class ComplianceEmulator:
         where: Literal["list", "download"] = "list" if route.file_id is None else "download"
         self._stats.count(f"{where}_requests")
         fault = self._faults.next(where, route.file_id)
-        if fault is not None:
-            self._stats.tally("faults_served", f"{where}:{fault.kind}")
-            if fault.kind == "reset":
-                handler.hang_up(reset=True)
-                return
-            if fault.kind == "timeout" and not handler.hold(fault.delay):
-                return
-            if (canned := replacing_answer(fault)) is not None:
-                handler.send(canned)
-                return
+        if self._fault_answered(handler, where, fault):
+            return
         try:
             answer = self._api_answer(route.scope, route.file_id, query, handler, fault)
         except QueryError as exc:
@@ -478,21 +470,30 @@ class ComplianceEmulator:
 
     # the storage host
 
+    def _fault_answered(self, handler: Handler, where: str, fault: ComplianceFault | None) -> bool:
+        """Play `fault` where it replaces the answer (a reset, a timeout that outlived the
+        emulator, a canned error); False when the request goes on (no fault, or one that only
+        alters the answer, or a timeout that ended)."""
+        if fault is None:
+            return False
+        self._stats.tally("faults_served", f"{where}:{fault.kind}")
+        if fault.kind == "reset":
+            handler.hang_up(reset=True)
+            return True
+        if fault.kind == "timeout" and not handler.hold(fault.delay):
+            return True
+        if (canned := replacing_answer(fault)) is not None:
+            handler.send(canned)
+            return True
+        return False
+
     def _serve_storage(self, handler: Handler, path: str, query: str) -> None:
         self._stats.count("storage_requests")
         file_id = path.removeprefix(STORAGE_PATH).removesuffix(".jsonl")
         log_file = self._index.get(file_id) if path.startswith(STORAGE_PATH) else None
         fault = self._faults.next("storage", file_id)
-        if fault is not None:
-            self._stats.tally("faults_served", f"storage:{fault.kind}")
-            if fault.kind == "reset":
-                handler.hang_up(reset=True)
-                return
-            if fault.kind == "timeout" and not handler.hold(fault.delay):
-                return
-            if (canned := replacing_answer(fault)) is not None:
-                handler.send(canned)
-                return
+        if self._fault_answered(handler, "storage", fault):
+            return
         refusal = self._storage_refusal(handler, log_file, file_id, query)
         if refusal is not None:
             handler.send(refusal)
