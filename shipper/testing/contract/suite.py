@@ -40,6 +40,16 @@ def deliver(sink: Sink, batch: Sequence[AuditEvent]) -> list[Rejection]:
     return rejected
 
 
+def deliver_on_a_fresh_sink(harness: SinkHarness, batch: Sequence[AuditEvent]) -> list[Rejection]:
+    """A new sink opened, `batch` delivered as one window, the sink closed; what it refused."""
+    sink = harness.make_sink()
+    sink.open()
+    try:
+        return deliver(sink, batch)
+    finally:
+        sink.close()
+
+
 def wait_for_ids(harness: SinkHarness, expected: set[str], timeout: float = 10.0) -> list[str]:
     """Receivers such as syslog write asynchronously: poll until `expected` arrived or time is up."""
     deadline = time.monotonic() + timeout
@@ -67,12 +77,7 @@ class SinkContractSuite:
     def test_delivers_every_event_once_in_order(self, harness: SinkHarness) -> None:
         """A clean open/send/flush/close delivers each event exactly once, oldest first."""
         batch = events(25)
-        sink = harness.make_sink()
-        sink.open()
-        try:
-            assert deliver(sink, batch) == []
-        finally:
-            sink.close()
+        assert deliver_on_a_fresh_sink(harness, batch) == []
         received = wait_for_ids(harness, {e.id for e in batch})
         assert received == [e.id for e in batch]
 
@@ -126,21 +131,11 @@ class SinkContractSuite:
         every event is delivered."""
         batch = events(6)
         if not harness.reject_permanently(batch[2].id):
-            sink = harness.make_sink()
-            sink.open()
-            try:
-                assert deliver(sink, batch) == []
-            finally:
-                sink.close()
+            assert deliver_on_a_fresh_sink(harness, batch) == []
             every = {e.id for e in batch}
             assert every <= set(wait_for_ids(harness, every))
             return
-        sink = harness.make_sink()
-        sink.open()
-        try:
-            rejected = deliver(sink, batch)
-        finally:
-            sink.close()
+        rejected = deliver_on_a_fresh_sink(harness, batch)
         assert [r.event.id for r in rejected] == [batch[2].id]
         assert rejected[0].reason
         others = {e.id for e in batch} - {batch[2].id}
@@ -149,12 +144,7 @@ class SinkContractSuite:
     def test_hostile_content_yields_one_record_per_event(self, harness: SinkHarness) -> None:
         """Newlines, NUL, delimiters, huge and non-BMP strings never split or merge records."""
         batch = hostile_events()
-        sink = harness.make_sink()
-        sink.open()
-        try:
-            assert deliver(sink, batch) == []
-        finally:
-            sink.close()
+        assert deliver_on_a_fresh_sink(harness, batch) == []
         received = wait_for_ids(harness, {e.id for e in batch})
         assert sorted(received) == sorted(e.id for e in batch)
 
