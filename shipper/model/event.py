@@ -34,6 +34,10 @@ class AuditEvent:
     # frozen dataclass's constructor costs twice as much.
     __slots__ = ("_json", "_obj", "effective_at", "id", "organization", "type")
 
+    # Which kind of source produced the event: renderers choose their mapping by it. A class
+    # attribute, so it costs no memory per event; each source's subclass overrides it.
+    source_type: str = "audit_log"
+
     id: str
     type: str
     effective_at: int
@@ -310,3 +314,22 @@ def normalize(event: AuditEvent) -> JsonDict:
     if extra := {k: v for k, v in raw.items() if k not in _DECLARED_TOP_LEVEL and k != event.type}:
         doc["extra"] = extra
     return {k: v for k, v in doc.items() if v is not None}
+
+
+class ComplianceRecord(AuditEvent):
+    """One record of a ChatGPT Compliance Logs Platform file (`source_type` "chatgpt_compliance").
+
+    `id` is the record's `event_id` (the de-duplication key), `type` its `type` (the file's
+    event type), and `effective_at` the whole second of the `end_time` of the file it was read
+    from: the listing's cursor, so windows and sink cursors work on files as they do on audit
+    events. The record's own `timestamp` stays in the record, where renderers read it.
+    """
+
+    __slots__ = ()
+    source_type = "chatgpt_compliance"
+
+    def __repr__(self) -> str:
+        return (
+            f"ComplianceRecord(id={self.id!r}, type={self.type!r}, "
+            f"effective_at={self.effective_at})"
+        )
