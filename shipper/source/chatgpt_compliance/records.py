@@ -33,7 +33,6 @@ _IN_STRING = re.compile(rb'["\\]')
 _WHITESPACE = b" \t\r\n"
 # A top-level value that is not an object or array (a stray number, a word): it ends here.
 _SCALAR_END = re.compile(rb"[\s{}\[\]\"]")
-_COMPACT_AFTER = 1 << 20  # bytes consumed before the buffer is shifted down
 
 
 class JsonValues:
@@ -54,10 +53,10 @@ class JsonValues:
     def feed(self, chunk: bytes) -> Iterator[bytes]:
         """The values completed by `chunk`, each as its exact bytes."""
         self._buf += chunk
-        self.peak = max(self.peak, len(self._buf) - self._start)
+        self.peak = max(self.peak, len(self._buf))
         while (value := self._next()) is not None:
             yield value
-        if self._start >= _COMPACT_AFTER or self._start == len(self._buf):
+        if self._start:  # drop what was handed on: only the unfinished value stays held
             del self._buf[: self._start]
             self._pos -= self._start
             self._start = 0
@@ -71,17 +70,28 @@ class JsonValues:
         return rest or None
 
     def _next(self) -> bytes | None:
-        buf = self._buf
         if self._depth == 0 and not self._in_string:
-            # Between values: skip whitespace; a value starts at the next byte.
-            start, end = self._start, len(buf)
-            while start < end and buf[start] in _WHITESPACE:
-                start += 1
-            self._start = self._pos = start
-            if start == end:
-                return None
-            if buf[start] not in b"{[":
-                return self._scalar()
+            return self._between_values()
+        return self._scan()
+
+    def _between_values(self) -> bytes | None:
+        """Skip whitespace; read the value starting at the next byte."""
+        buf = self._buf
+        start, end = self._start, len(buf)
+        while start < end and buf[start] in _WHITESPACE:
+            start += 1
+        self._start = self._pos = start
+        if start == end:
+            return None
+        if (line := self._whole_line()) is not None:
+            return line
+        if buf[start] not in b"{[":
+            return self._scalar()
+        return self._scan()
+
+    def _scan(self) -> bytes | None:
+        """Scan the object or array being read by its brackets and strings, up to its end."""
+        buf = self._buf
         pos = self._pos
         while True:
             if self._in_string:
@@ -108,6 +118,22 @@ class JsonValues:
                     self._start = self._pos = pos
                     return value
 
+    def _whole_line(self) -> bytes | None:
+        """The common case, JSON Lines: a complete line that is exactly one JSON value, checked
+        by msgspec at C speed (bracket-scanning it here would be ten times slower). None: not
+        so (no newline yet, several values or a part of one on the line), and the scanner
+        takes over."""
+        end = self._buf.find(b"\n", self._start)
+        if end == -1:
+            return None
+        line = bytes(self._buf[self._start : end]).rstrip(_WHITESPACE)
+        try:
+            _check_json(line)
+        except (msgspec.DecodeError, RecursionError):
+            return None
+        self._start = self._pos = end + 1
+        return line
+
     def _string_end(self, pos: int) -> int | None:
         """Past the closing quote of the string being read, or None (and where to resume) when
         it goes on in the next chunk."""
@@ -132,6 +158,9 @@ class JsonValues:
         value = bytes(self._buf[self._start : found.start()])
         self._start = self._pos = found.start()
         return value
+
+
+_check_json = msgspec.json.Decoder(msgspec.Raw).decode  # validates, builds nothing
 
 
 class _Head(msgspec.Struct, gc=False):

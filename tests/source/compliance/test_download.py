@@ -383,3 +383,28 @@ def test_the_end_time_second_is_the_floor() -> None:
     """A file ending at .999999 belongs to its second, not the next one."""
     micros = parse_time("2026-07-20T00:00:00.999999Z")
     assert LogFile("x", "T", micros).second == SINCE
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7, 64, 4096])
+def test_the_value_cutter_reads_lines_glued_objects_and_pretty_printing_in_any_chunking(
+    chunk: int,
+) -> None:
+    """Lines, objects glued together, a pretty-printed object, escapes and brackets inside
+    strings and blank lines come out as the same values whatever the chunk boundaries."""
+    records = [
+        b'{"event_id":"a","t":"quote \\" and backslash \\\\ and } ] {"}',
+        b'{"event_id":"b","n":[1,{"x":"]"}]}',
+        b'{"event_id":"c"}',
+        b'{\n  "event_id": "d",\n  "list": [\n    1\n  ]\n}',
+        b"42",
+    ]
+    body = records[0] + b"\n\n" + records[1] + records[2] + b"  \r\n" + records[3] + b"\n"
+    body += records[4] + b"\n   \n"
+    values, out = JsonValues(), []
+    for at in range(0, len(body), chunk):
+        out += list(values.feed(body[at : at + chunk]))
+    assert values.finish() is None
+    assert out == records
+    assert values.peak <= max(map(len, records)) + 2 * chunk + 8
+    pretty = read_record(records[3], "T", 0, None)
+    assert isinstance(pretty, ComplianceRecord) and b"\n" not in pretty.json
