@@ -47,6 +47,7 @@ class Listed:
     tenant_only: bool
     request_id: str | None
     part: str | None = None
+    part_time: int | None = None  # the part's cursor time, which its records are dated at
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,7 @@ def record(source: str, defect: Defect, listed: Listed, now: float) -> bytes:
         "event_id": defect.id,
     }
     if listed.part is not None:
-        doc["part"] = listed.part
+        doc["part"], doc["part_time"] = listed.part, listed.part_time
     try:
         doc["raw"] = defect.raw.decode("utf-8")
     except UnicodeDecodeError:

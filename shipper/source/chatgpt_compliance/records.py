@@ -179,6 +179,16 @@ def synthetic_id(raw: bytes) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
+def reread_quarantined(
+    raw: bytes, doc: dict[str, Any], event_type: str, organization: str | None
+) -> ComplianceRecord | Defect:
+    """A quarantined record read again (`shipper quarantine replay`), dated at its file."""
+    when = doc.get("part_time")
+    return read_record(
+        raw, event_type, when if isinstance(when, int) else int(doc["window_start"]), organization
+    )
+
+
 def read_record(
     raw: bytes, event_type: str, effective_at: int, organization: str | None
 ) -> ComplianceRecord | Defect:

@@ -431,7 +431,9 @@ class ComplianceSource:
                 raise WindowOverflowError("another pass of the window overflowed", len(found))
             read = self._download(log_file, organization)
             if read.defects:
-                self._keep(read.defects, Listed(start, end, False, None, part=log_file.id))
+                self._keep(
+                    read.defects, Listed(start, end, False, None, log_file.id, log_file.second)
+                )
             if read.without_id:
                 self._log.warning(
                     "records_without_event_id",

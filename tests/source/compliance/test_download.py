@@ -5,16 +5,14 @@ errors and their messages, memory, and secrets kept out of logs and quarantine."
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import orjson
 import pytest
-from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from shipper.config.settings import ComplianceSourceSettings
 from shipper.emulator.compliance import ComplianceEmulator, ComplianceFault
 from shipper.errors import RetryableResponseError, SourceRefusedError, SourceUnavailableError
 from shipper.model.event import ComplianceRecord
@@ -27,20 +25,18 @@ from shipper.source.chatgpt_compliance.download import (
 )
 from shipper.source.chatgpt_compliance.listing import LogFile, parse_time
 from shipper.source.chatgpt_compliance.records import JsonValues, read_record
-from shipper.source.chatgpt_compliance.source import ComplianceSource
 from shipper.source.quarantine import Quarantine, read_entries
-from shipper.testing.receivers.base import Receiver, Recorded, Reply
 from tests.source.compliance.conftest import (
     KEY,
     NO_GRANT,
     SINCE,
     START,
+    HandmadeFiles,
     Sleeps,
+    handmade_source,
     make_source,
     read_all,
 )
-
-WORKSPACE = "3f2b8c1d-7a4e-4c55-9e21-6d0b5a9c4e10"
 
 
 def ids(emu: ComplianceEmulator, event_type: str = "AUTH_LOG") -> set[str]:
@@ -71,72 +67,6 @@ def test_a_redirect_to_plain_http_on_another_host_is_refused() -> None:
         with pytest.raises(UnsafeRedirectError) as caught:
             check_redirect(bad)
         assert "s3cr3t" not in str(caught.value)
-
-
-class HandmadeFiles:
-    """A compliance API on one loopback port serving given bodies: listing, 307, storage."""
-
-    def __init__(self, bodies: list[bytes], location: Callable[[str], str] | None = None) -> None:
-        self.bodies = {f"eclf_{n:032x}": body for n, body in enumerate(bodies)}
-        self.location = location
-        self.requests: list[Recorded] = []
-        self.url = ""
-
-    def __call__(self, request: Recorded) -> Reply:
-        self.requests.append(request)
-        prefix = f"/v1/compliance/workspaces/{WORKSPACE}/logs"
-        if request.path == prefix:
-            data = [
-                {
-                    "id": file_id,
-                    "event_type": "AUTH_LOG",
-                    "end_time": f"2026-07-20T00:0{n}:00.000000Z",
-                    "file_size": len(body),
-                    "file_sha256": hashlib.sha256(body).hexdigest().upper(),
-                }
-                for n, (file_id, body) in enumerate(self.bodies.items())
-            ]
-            last = data[-1]["end_time"] if data else None
-            return Reply.json(200, {"data": data, "has_more": False, "last_end_time": last})
-        if request.path.startswith(prefix + "/"):
-            file_id = request.path.rsplit("/", 1)[1]
-            target = self.location(file_id) if self.location else f"{self.url}/blob/{file_id}"
-            return Reply(307, b"", {"location": target + "?sig=s3cr3t-signature"})
-        if request.path.startswith("/blob/"):
-            return Reply(200, self.bodies[request.path.removeprefix("/blob/")])
-        return Reply(404, b"{}")
-
-
-@pytest.fixture
-def handmade() -> Iterator[Callable[..., tuple[HandmadeFiles, str]]]:
-    receivers: list[Receiver] = []
-
-    def serve(
-        bodies: list[bytes], location: Callable[[str], str] | None = None
-    ) -> tuple[HandmadeFiles, str]:
-        api = HandmadeFiles(bodies, location)
-        receiver = Receiver(api)
-        receiver.start()
-        receivers.append(receiver)
-        api.url = receiver.url
-        return api, f"{receiver.url}/v1/compliance"
-
-    yield serve
-    for receiver in receivers:
-        receiver.stop()
-
-
-def handmade_source(base_url: str, tmp_path: Path | None = None) -> ComplianceSource:
-    settings = ComplianceSourceSettings(
-        base_url=base_url,
-        scope=f"workspaces/{WORKSPACE}",
-        event_types=["AUTH_LOG"],
-        retry_max_attempts=2,
-    )
-    source = ComplianceSource(settings, SecretStr(KEY), sleep=Sleeps())
-    if tmp_path is not None:
-        source.quarantine = Quarantine(tmp_path / "quarantine.jsonl", "q")
-    return source
 
 
 def test_a_redirect_to_plain_http_off_loopback_fails_the_download_unfetched(

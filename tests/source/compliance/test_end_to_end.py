@@ -4,6 +4,7 @@ holds not downloaded again, and a type the API refuses failing alone."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from shipper.cli.main import main
 from shipper.config.settings import ComplianceSourceSettings, load_config
 from shipper.emulator.compliance import ComplianceEmulator
 from shipper.errors import ConfigError
-from tests.source.compliance.conftest import KEY, START
+from tests.source.compliance.conftest import KEY, SINCE, START, WORKSPACE, HandmadeFiles
 
 KEY_ENV = "SHIPPER_TEST_COMPLIANCE_KEY"
 
@@ -179,3 +180,38 @@ def test_an_unknown_source_type_names_the_type_key(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"source\.type: unknown source type"):
         load_config(tmp_path / "c.toml")
+
+
+def test_unreadable_records_are_quarantined_listed_and_replayed_dated_at_their_file(
+    handmade: Callable[..., tuple[HandmadeFiles, str]],
+    tmp_path: Path,
+    compliance_key: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A file's unreadable record is kept in its type's quarantine with the file id while the
+    rest is delivered; `quarantine replay` reads an entry again the compliance way, dated at
+    its file (an entry made readable stands for a record a newer shipper can read)."""
+    body = b'{"event_id":"good","type":"AUTH_LOG"}\n{"event_id":"bad",}\n'
+    _, base = handmade([body])
+    config = tmp_path / "shipper.toml"
+    config.write_text(
+        f'[[sources]]\ntype = "chatgpt_compliance"\nname = "ws"\nbase_url = "{base}"\n'
+        f'scope = "workspaces/{WORKSPACE}"\nevent_types = ["AUTH_LOG"]\n'
+        f'api_key_env = "{KEY_ENV}"\nstart_at = "2026-07-19T00:00:00Z"\n\n'
+        f'[state]\ndir = "{tmp_path}/state"\n\n[metrics]\nlisten = ""\n\n'
+        f'[[sinks]]\ntype = "file"\nname = "archive"\npath = "{tmp_path}/out.jsonl"\n'
+        'format = "raw"\n'
+    )
+    assert main(["run", "--once", "--config", str(config)]) == 0
+    assert delivered(tmp_path) == ["good"]
+    kept = tmp_path / "state" / "ws.AUTH_LOG" / "quarantine.jsonl"
+    (entry,) = [orjson.loads(line) for line in kept.read_bytes().splitlines()]
+    assert entry["raw"] == '{"event_id":"bad",}' and entry["part"] == f"eclf_{0:032x}"
+    assert entry["part_time"] == SINCE  # the file ended at 2026-07-20T00:00:00Z
+    assert main(["quarantine", "list", "--config", str(config), "--source", "ws.AUTH_LOG"]) == 0
+    assert "1 quarantined entry" in capsys.readouterr().out
+
+    entry["raw"] = '{"event_id":"bad","type":"AUTH_LOG"}'
+    kept.write_bytes(orjson.dumps(entry) + b"\n")
+    assert main(["quarantine", "replay", "--config", str(config), "--source", "ws.AUTH_LOG"]) == 0
+    assert delivered(tmp_path) == ["good", "bad"]
