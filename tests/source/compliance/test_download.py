@@ -26,6 +26,7 @@ from shipper.source.chatgpt_compliance.download import (
 from shipper.source.chatgpt_compliance.listing import LogFile, parse_time
 from shipper.source.chatgpt_compliance.records import JsonValues, read_record
 from shipper.source.quarantine import Quarantine, read_entries
+from shipper.testing.receivers.base import Receiver, Recorded, Reply
 from tests.source.compliance.conftest import (
     KEY,
     NO_GRANT,
@@ -338,3 +339,19 @@ def test_the_value_cutter_reads_lines_glued_objects_and_pretty_printing_in_any_c
     assert values.peak <= max(map(len, records)) + 2 * chunk + 8
     pretty = read_record(records[3], "T", 0, None)
     assert isinstance(pretty, ComplianceRecord) and b"\n" not in pretty.json
+
+
+def test_an_error_body_echoing_the_request_headers_does_not_leak_the_key() -> None:
+    """An API that quotes the request's headers in its error: the refusal carries its words,
+    the Authorization header masked, and no log line holds the key."""
+
+    def echo(request: Recorded) -> Reply:
+        quoted = ", ".join(f"{k}: {v}" for k, v in request.headers.items())
+        return Reply.json(400, {"error": {"message": f"bad request; headers were {quoted}"}})
+
+    with Receiver(echo) as receiver, capture_logs() as logs:
+        source = handmade_source(f"{receiver.url}/v1/compliance")
+        with pytest.raises(SourceRefusedError, match="headers were") as caught:
+            source.final_until(SINCE)
+    assert "authorization" in str(caught.value)
+    assert KEY not in str(caught.value) and KEY not in repr(logs)
