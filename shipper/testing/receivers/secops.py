@@ -234,6 +234,7 @@ class FakeSecOps:
             self.import_sizes.clear()
             self._rejected_ids.clear()
             self._faults = _Faults()
+        self.receiver.requests.clear()
 
     def event_ids(self) -> list[str]:
         with self._lock:
