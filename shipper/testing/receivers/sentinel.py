@@ -332,9 +332,11 @@ class FakeSentinel:
     def handle_ingestion(self, request: Recorded) -> Reply:
         reply = self._ingest(request)
         if self.echo and reply.status >= 400:
-            headers = "\n".join(f"{k}: {v}" for k, v in request.headers.items())
+            # Credentials first, as careless servers quote a request.
+            ordered = sorted(request.headers.items(), key=lambda kv: kv[0] != "authorization")
+            headers = "\n".join(f"{k}: {v}" for k, v in ordered)
             text = headers.encode() + b"\n\n" + request.body[:2000]
-            return Reply(reply.status, reply.body + b"\n" + text, dict(reply.headers))
+            return Reply(reply.status, text + b"\n" + reply.body, dict(reply.headers))
         return reply
 
     def _ingest(self, request: Recorded) -> Reply:
