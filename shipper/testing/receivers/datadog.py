@@ -46,7 +46,7 @@ class FakeDatadog:
         max_items: int = 1000,
         max_payload_bytes: int = 5_000_000,
         max_log_bytes: int = 1_000_000,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.keys = keys if keys is not None else {"dd-good-api-key-0123456789"}
         self.max_items = max_items
@@ -115,7 +115,8 @@ class FakeDatadog:
             return _errors(400, f"Too many logs in one array (max {self.max_items})")
         if any(_message_id(entry) in self.reject_ids for entry in items):
             return _errors(400, "Invalid log")
-        oldest_ms = (self.clock() - MAX_EVENT_AGE) * 1000
+        now = time.time() if self.clock is None else self.clock()
+        oldest_ms = (now - MAX_EVENT_AGE) * 1000
         for entry in items:
             kept = entry
             if len(json.dumps(entry, ensure_ascii=False).encode("utf-8")) > self.max_log_bytes:
