@@ -134,11 +134,12 @@ class DatadogSettings(HttpSinkSettings):
             return {**data, "url": f"https://http-intake.logs.{site}"}
         return data
 
-    @model_validator(mode="after")
-    def _known_format(self) -> DatadogSettings:
-        if self.format not in self.allowed_formats:
-            raise ValueError(f"format must be one of {', '.join(self.allowed_formats)}")
-        return self
+    @field_validator("format")
+    @classmethod
+    def _json_format(cls, value: str) -> str:
+        if value not in cls.allowed_formats:
+            raise ValueError(f"format must be one of {', '.join(cls.allowed_formats)}")
+        return value
 
     @field_validator("url")
     @classmethod
@@ -220,7 +221,9 @@ class DatadogSink:
 
     def _encode(self, batch: Sequence[AuditEvent]) -> tuple[dict[int, bytes], list[Rejection]]:
         """Each event's item, by `id(event)`; events that can never go, with their reason."""
-        now = time.time() if self._clock is None else self._clock()  # read per call, so a test may freeze it
+        now = (
+            time.time() if self._clock is None else self._clock()
+        )  # read per call, so a test may freeze it
         encoded: dict[int, bytes] = {}
         rejections: list[Rejection] = []
         flagged = 0

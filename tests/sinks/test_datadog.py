@@ -350,8 +350,7 @@ def _config_error(keys: dict[str, Any]) -> str:
 def test_bad_config_names_the_table_and_key(keys: dict[str, Any], names: str) -> None:
     """Each wrong key is a ConfigError naming the sink's table and that key."""
     message = _config_error(keys)
-    assert '"dd"' in message or "sinks" in message
-    assert names in message
+    assert f"sinks[0].{names}" in message
 
 
 def test_a_missing_api_key_names_both_ways_to_give_it() -> None:
