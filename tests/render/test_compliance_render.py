@@ -3,6 +3,7 @@ choices, CEF framing, and the dispatch that leaves audit events exactly as they 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -320,3 +321,12 @@ def test_audit_events_render_as_before(fmt: str) -> None:
             assert orjson.loads(rendered) == direct[fmt](event)
         elif fmt == "cef":
             assert rendered.decode() == audit_cef(event)
+
+
+def test_formats_page_lists_each_types_sourcetype_and_cim_models() -> None:
+    """docs/formats.md's Splunk table agrees with the type table for every CIM-mapped type."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "formats.md").read_text()
+    for info in TYPES.values():
+        if info.cim:
+            row = f"| `{info.type}` | `{info.sourcetype}` | {info.cim[0]}"
+            assert row in page, row

@@ -214,6 +214,8 @@ def event_time(event: AuditEvent, raw: JsonDict) -> tuple[str, int, TimeSource]:
 
 
 def _action(record_type: str, raw: JsonDict) -> str | None:
+    if record_type == "COSTS":
+        return "costs"  # an hourly usage bucket: nothing happened but consumption
     for path in _ACTION_PATHS.get(record_type, _ANY_ACTION):
         if found := text(raw, *path):
             return found
