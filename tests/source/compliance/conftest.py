@@ -89,6 +89,7 @@ class HandmadeFiles:
         self.location = location
         self.requests: list[Recorded] = []
         self.url = ""
+        self.download_status = 307  # 200: the API serves the body itself; else an error
 
     def __call__(self, request: Recorded) -> Reply:
         self.requests.append(request)
@@ -108,6 +109,10 @@ class HandmadeFiles:
             return Reply.json(200, {"data": data, "has_more": False, "last_end_time": last})
         if request.path.startswith(prefix + "/"):
             file_id = request.path.rsplit("/", 1)[1]
+            if self.download_status == 200:
+                return Reply(200, self.bodies[file_id])
+            if self.download_status != 307:
+                return Reply.json(self.download_status, {"error": {"message": "No log file."}})
             target = self.location(file_id) if self.location else f"{self.url}/blob/{file_id}"
             return Reply(307, b"", {"location": target + "?sig=s3cr3t-signature"})
         if request.path.startswith("/blob/"):
