@@ -409,7 +409,9 @@ class Config(_Strict):
 def read_every_secret(config: Config) -> None:
     """Read each secret the config names, at start-up: one missing is a config error (exit 2)
     naming the file, the table and the key, before any state is touched."""
-    owners: list[tuple[str, BaseModel]] = [(source_section(s.name), s) for s in config.all_sources]
+    owners: list[tuple[str, BaseModel]] = [
+        (source_section(s.name), s) for s in config.configured_sources
+    ]
     owners += [(sink_section(s.name), s) for s in config.sinks]
     for section, settings in owners:
         for name in secret_fields(type(settings)):

@@ -215,3 +215,17 @@ def test_unreadable_records_are_quarantined_listed_and_replayed_dated_at_their_f
     kept.write_bytes(orjson.dumps(entry) + b"\n")
     assert main(["quarantine", "replay", "--config", str(config), "--source", "ws.AUTH_LOG"]) == 0
     assert delivered(tmp_path) == ["good", "bad"]
+
+
+def test_a_missing_compliance_key_is_a_config_error_naming_the_table(
+    emulator: ComplianceEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The key's variable unset: exit 2 at start-up, naming the source as configured and the key."""
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    config = write_config(tmp_path, emulator, ["AUTH_LOG", "AUDIT_LOG"])
+    assert main(["run", "--once", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert '"ws"' in err and KEY_ENV in err and "ws.AUTH_LOG" not in err
