@@ -48,6 +48,8 @@ class JsonValues:
         self._pos = 0  # how far the current value has been scanned
         self._depth = 0
         self._in_string = False
+        self._newline = -1  # the next newline at or after `_start`, when known
+        self._searched = 0  # no newline before this offset (from `_start` on)
         self.peak = 0
 
     def feed(self, chunk: bytes) -> Iterator[bytes]:
@@ -58,6 +60,8 @@ class JsonValues:
             yield value
         if self._start:  # drop what was handed on: only the unfinished value stays held
             del self._buf[: self._start]
+            self._newline = self._newline - self._start if self._newline >= self._start else -1
+            self._searched = max(self._searched - self._start, 0)
             self._pos -= self._start
             self._start = 0
 
@@ -65,7 +69,8 @@ class JsonValues:
         """What is left at the end of the stream: an unfinished value's bytes, or None."""
         rest = bytes(self._buf[self._start :]).strip(_WHITESPACE)
         self._buf.clear()
-        self._start = self._pos = self._depth = 0
+        self._start = self._pos = self._depth = self._searched = 0
+        self._newline = -1
         self._in_string = False
         return rest or None
 
@@ -123,7 +128,11 @@ class JsonValues:
         by msgspec at C speed (bracket-scanning it here would be ten times slower). None: not
         so (no newline yet, several values or a part of one on the line), and the scanner
         takes over."""
-        end = self._buf.find(b"\n", self._start)
+        end = self._newline
+        if end < self._start:
+            # Searched once per line, not once per value (glued values share a line).
+            end = self._newline = self._buf.find(b"\n", max(self._start, self._searched))
+            self._searched = len(self._buf) if end == -1 else end + 1
         if end == -1:
             return None
         line = bytes(self._buf[self._start : end]).rstrip(_WHITESPACE)
