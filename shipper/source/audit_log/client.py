@@ -34,7 +34,7 @@ from shipper.model.event import AuditEvent
 from shipper.pipeline.windows import Found, WindowOverflowError, assemble, overflow_error
 from shipper.retry import (
     RetryPolicy,
-    log_retry,
+    note_source_retry,
     parse_retry_after,
     retryable_statuses,
     retrying,
@@ -308,11 +308,7 @@ class AuditLogClient:
 
     def _note_retry(self, state: RetryCallState) -> None:
         self.retries += 1
-        exc = state.outcome.exception() if state.outcome else None
-        if self.metrics is not None:
-            cause = exc.cause if isinstance(exc, RetryableResponseError) else "other"
-            self.metrics.retries.labels(self.settings.name, cause).inc()
-        log_retry(self._log, state)
+        note_source_retry(self._log, state, self.metrics, self.settings.name)
 
     def page(self, params: Params, organization: str | None = None) -> Page:
         """One page, retried per the policy; `SourceUnavailableError` once it is exhausted."""

@@ -43,7 +43,13 @@ from shipper.errors import (
 )
 from shipper.model.event import AuditEvent, ComplianceRecord
 from shipper.pipeline.windows import Found, WindowOverflowError, assemble, overflow_error
-from shipper.retry import RetryPolicy, log_retry, parse_retry_after, retryable_statuses, retrying
+from shipper.retry import (
+    RetryPolicy,
+    note_source_retry,
+    parse_retry_after,
+    retryable_statuses,
+    retrying,
+)
 from shipper.runtime import stopping
 from shipper.runtime.logs import source_logger
 from shipper.runtime.metrics import Metrics
@@ -244,11 +250,7 @@ class ComplianceSource:
 
     def _note_retry(self, state: RetryCallState) -> None:
         self.retries += 1
-        exc = state.outcome.exception() if state.outcome else None
-        if self.metrics is not None:
-            cause = exc.cause if isinstance(exc, RetryableResponseError) else "other"
-            self.metrics.retries.labels(self.settings.name, cause).inc()
-        log_retry(self._log, state)
+        note_source_retry(self._log, state, self.metrics, self.settings.name)
 
     def _retried(self, what: str, attempt: Callable[[], Any]) -> Any:
         retry = retrying(
