@@ -14,7 +14,9 @@ narrowed cannot make it narrow again (TCP's one decrease per window of data).
 from __future__ import annotations
 
 import threading
-from typing import Literal
+import time
+from collections.abc import Callable
+from typing import Any, Literal
 
 Answer = Literal["accepted", "pushed_back", "other"]
 
@@ -67,3 +69,25 @@ class InFlightLimit:
             else:
                 self._changed.notify()
             return before, self._width
+
+
+class RetryAfterGate:
+    """A `Retry-After` told to one request holds back every thread's next request, not only the
+    one that was told (the others would be refused the same way). Thread-safe."""
+
+    def __init__(self, sleep: Callable[[float], Any]) -> None:
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._until = 0.0  # monotonic time before which no request is sent
+
+    def pause(self, seconds: float | None) -> None:
+        """No request for `seconds` from now (None or 0: no pause)."""
+        if seconds:
+            with self._lock:
+                self._until = max(self._until, time.monotonic() + seconds)
+
+    def hold_back(self) -> None:
+        """Wait out a pause another thread was given (once: `sleep` may be a test's fake)."""
+        wait = self._until - time.monotonic()
+        if wait > 0:
+            self._sleep(wait)

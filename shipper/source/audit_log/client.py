@@ -46,7 +46,7 @@ from shipper.secrets import redact
 from shipper.source.api_get import Getter, HttpxGetter, TransportFailure
 from shipper.source.audit_log.event_types import split_by_scope, unknown_event_types
 from shipper.source.audit_log.parse import Page, error_message, parse_page
-from shipper.source.inflight import Answer, InFlightLimit
+from shipper.source.inflight import Answer, InFlightLimit, RetryAfterGate
 from shipper.source.quarantine import Listed, Quarantine
 
 # The shared table (`shipper.retry`) plus 409: OpenAI documents 409 for a request that conflicts
@@ -131,8 +131,7 @@ class AuditLogClient:
         if metrics is not None:
             metrics.requests_allowed.labels(settings.name).set(settings.concurrency)
         # A Retry-After holds back every fetch thread, not only the one that was told.
-        self._pause_lock = threading.Lock()
-        self._paused_until = 0.0
+        self._gate = RetryAfterGate(sleep)
         self.requests = 0
         self.retries = 0
         # The event-type filter split by scope: each pass may only ask for types of its own.
@@ -186,7 +185,7 @@ class AuditLogClient:
         return params
 
     def _attempt(self, params: Params, organization: str | None = None) -> Page:
-        self._hold_back()
+        self._gate.hold_back()
         self.requests += 1
         target = f"{PATH}?{urlencode(params)}"
         ticket, status = self._in_flight.acquire(), 0
@@ -201,7 +200,7 @@ class AuditLogClient:
         request_id = response.headers.get("x-request-id")
         if status in RETRYABLE_STATUSES:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
-            self._pause(retry_after)
+            self._gate.pause(retry_after)
             raise RetryableResponseError(
                 f"HTTP {status}" + (f" (x-request-id {request_id})" if request_id else ""),
                 retry_after=retry_after,
@@ -294,17 +293,6 @@ class AuditLogClient:
             )
         elif width == self.settings.concurrency:
             self._log.info("api_concurrency_restored", requests_in_flight=width)
-
-    def _pause(self, seconds: float | None) -> None:
-        if seconds:
-            with self._pause_lock:
-                self._paused_until = max(self._paused_until, time.monotonic() + seconds)
-
-    def _hold_back(self) -> None:
-        """Wait out a Retry-After another thread was given (once: `sleep` may be a test's fake)."""
-        wait = self._paused_until - time.monotonic()
-        if wait > 0:
-            self._sleep(wait)
 
     def _note_retry(self, state: RetryCallState) -> None:
         self.retries += 1

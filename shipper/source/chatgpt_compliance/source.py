@@ -74,7 +74,7 @@ from shipper.source.chatgpt_compliance.listing import (
     parse_listing,
 )
 from shipper.source.chatgpt_compliance.records import JsonValues, read_record
-from shipper.source.inflight import Answer, InFlightLimit
+from shipper.source.inflight import Answer, InFlightLimit, RetryAfterGate
 from shipper.source.quarantine import Listed, Quarantine
 
 # The shared table (`shipper.retry`), as is: no answer of this API is known to need more.
@@ -175,6 +175,7 @@ class ComplianceSource:
             max_bytes=settings.max_file_bytes,
         )
         self._in_flight = InFlightLimit(settings.concurrency)
+        self._gate = RetryAfterGate(sleep)
         self._listing: _Listing | None = None
         self.requests = 0
         self.retries = 0
@@ -213,6 +214,7 @@ class ComplianceSource:
 
     def _get(self, target: str) -> Reply:
         """One GET of the API (listing or download redirect), counted and paced."""
+        self._gate.hold_back()
         self.requests += 1
         ticket, status = self._in_flight.acquire(), 0
         try:
@@ -224,9 +226,11 @@ class ComplianceSource:
             self._answered(ticket, status)
         if status in RETRYABLE_STATUSES:
             request_id = reply.headers.get("x-request-id")
+            retry_after = parse_retry_after(reply.headers.get("retry-after"))
+            self._gate.pause(retry_after)
             raise RetryableResponseError(
                 f"HTTP {status}" + (f" (x-request-id {request_id})" if request_id else ""),
-                retry_after=parse_retry_after(reply.headers.get("retry-after")),
+                retry_after=retry_after,
                 cause=f"http_{status}",
             )
         return reply
