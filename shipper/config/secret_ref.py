@@ -102,6 +102,19 @@ def secret_fields(model: type[BaseModel]) -> list[str]:
     return names
 
 
+def secret_refs(settings: BaseModel) -> list[SecretRef]:
+    """Every `SecretRef` set in `settings`, with those of its nested `SecretFields` tables
+    (a sink's `privacy.hash_key`)."""
+    refs = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretRef):
+            refs.append(value)
+        elif isinstance(value, SecretFields):
+            refs += secret_refs(value)
+    return refs
+
+
 class SecretFields(BaseModel):
     """Base of settings with `SecretRef` fields: folds the flat `X_env`/`X_file` keys into `X`."""
 
