@@ -158,7 +158,7 @@ def _as_written(exc: ValidationError, model: type[BaseModel], flat: set[str]) ->
         }
         if loc and loc[0] in flat and len(loc) > 1 and loc[1] in PARTS:
             detail["loc"] = (f"{loc[0]}_{loc[1]}", *loc[2:])
-        elif loc == (loc[0],) and loc and loc[0] in names and error["type"] == "missing":
+        elif len(loc) == 1 and loc[0] in names and error["type"] == "missing":
             name = loc[0]
             detail = {
                 "type": "value_error",

@@ -115,3 +115,20 @@ def test_an_empty_secret_file_exits_2(tmp_path: Path) -> None:
     sinks = f'[[sinks]]\n{SINKS["splunk_hec"][1]}token_file = "{empty}"\n'
     config = write_config(tmp_path, config_text(DEAD + "/v1", tmp_path, sinks=sinks))
     assert_config_error(run_once(config), "token_file", "is empty")
+
+
+@pytest.mark.parametrize(("form", "written"), [("env", "hash_key_env"), ("file", "hash_key.file")])
+def test_a_missing_privacy_hash_key_exits_2_naming_the_key(
+    tmp_path: Path, form: str, written: str
+) -> None:
+    """The hash key of a sink's privacy rules is read at start-up like any secret: exit 2, key named."""
+    missing = UNSET if form == "env" else str(tmp_path / "no-such-key")
+    key = f'hash_key_env = "{missing}"' if form == "env" else f'hash_key = {{ file = "{missing}" }}'
+    sinks = (
+        f'[[sinks]]\ntype = "file"\nname = "siem"\npath = "{tmp_path}/out.jsonl"\n'
+        f'privacy = {{ hash = ["actor.session.user.email"], {key} }}\n'
+    )
+    config = write_config(tmp_path, config_text(DEAD + "/v1", tmp_path, sinks=sinks))
+    assert_config_error(
+        run_once(config), str(config), f'[[sinks]] "siem": privacy.{written}', missing
+    )

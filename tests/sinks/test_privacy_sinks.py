@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
+from shipper.cli.status import collect
 from shipper.config.settings import load_config
 from shipper.emulator import Emulator
 from shipper.runtime import app
@@ -148,7 +150,7 @@ CASES = [
 
 @pytest.mark.parametrize(("kind", "shape"), CASES, ids=[f"{k}-{s.strip()}" for k, s in CASES])
 def test_dropped_content_appears_nowhere_in_what_the_sink_sent(
-    kind: str, shape: str, tmp_path: Path, admin_key: str
+    kind: str, shape: str, tmp_path: Path, admin_key: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """No dropped or hashed value reaches the receiver or the dead-letter file; the other sink gets them."""
     key_file = tmp_path / "hash-key"
@@ -161,9 +163,14 @@ def test_dropped_content_appears_nowhere_in_what_the_sink_sent(
             + f'\n[[sinks]]\ntype = "file"\nname = "archive"\npath = "{tmp_path}/archive.jsonl"\n'
         )
         text = config_text(emu.base_url, tmp_path, start_at=NOW - 86400, sinks=sinks)
-        outcome = app.run(load_config(write_config(tmp_path, text)), once=True)
+        config = load_config(write_config(tmp_path, text))
+        outcome = app.run(config, once=True)
         assert outcome.failures == []
         received = got.received()
+    logs = capsys.readouterr()
+    status = orjson.dumps(collect(config)).decode()
+    for text in (logs.out, logs.err, status):  # the hash key is a secret like any other
+        assert HASH_KEY not in text and MARKER not in text
 
     for event in events:  # the events did arrive, and only the rules' fields are gone
         assert event["id"].encode() in received
