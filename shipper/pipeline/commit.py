@@ -15,7 +15,7 @@ This is the only place a cursor is moved and saved during a run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,11 +42,12 @@ class Committer:
         sent: Sequence[AuditEvent],
         rejected: Sequence[Rejection],
         window_end: int,
+        parts: Mapping[str, int] | None = None,
     ) -> Cursor:
-        """After the whole window ending at `window_end` was settled: every event `sent`, either
-        delivered or among `rejected`."""
+        """After the whole window ending at `window_end` (read from `parts`) was settled: every
+        event `sent`, either delivered or among `rejected`."""
         deadletter.append(self.dead_letter_path, self.sink, rejected, self.clock())
-        moved = cursor.advance(sent, window_end, self.lookback)
+        moved = cursor.advance(sent, window_end, self.lookback, parts)
         self.store.save(self.sink, moved)
         return moved
 

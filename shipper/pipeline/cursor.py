@@ -9,12 +9,14 @@ A sink's cursor is `(high_water, seen)`. Promise: every event with
 failed (`record`), which may lie at or past `high_water`. Every id in `seen` was delivered (or
 dead-lettered). Events can appear late, up to `lookback` behind the newest one; `seen` is what lets
 a later run deliver those, and the rest of a part-delivered window, without repeating the ones
-already delivered.
+already delivered. A window read in parts (the compliance source's files) also leaves the ids
+of its parts in `seen`, at the part's time, once the whole window reached the sink: a part every
+sink holds is not read again (`skip`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from shipper.model.event import AuditEvent
@@ -54,10 +56,19 @@ class Cursor:
         seen.update((e.id, e.effective_at) for e in delivered if e.effective_at >= floor)
         return Cursor(high_water=self.high_water, seen=seen)
 
-    def advance(self, delivered: Iterable[AuditEvent], window_end: int, lookback: int) -> Cursor:
-        """The cursor after the whole window ending at `window_end` reached the sink."""
+    def advance(
+        self,
+        delivered: Iterable[AuditEvent],
+        window_end: int,
+        lookback: int,
+        parts: Mapping[str, int] | None = None,
+    ) -> Cursor:
+        """The cursor after the whole window ending at `window_end` reached the sink, with the
+        `parts` (id -> time) it was read from."""
         high_water = max(self.high_water, window_end)
         floor = high_water - lookback
         seen = {i: t for i, t in self.seen.items() if t >= floor}
         seen.update((e.id, e.effective_at) for e in delivered if e.effective_at >= floor)
+        if parts:
+            seen.update((i, t) for i, t in parts.items() if t >= floor)
         return Cursor(high_water=high_water, seen=seen)

@@ -26,7 +26,13 @@ import structlog
 from shipper.config.settings import SourceSettings
 from shipper.model.event import AuditEvent
 from shipper.pipeline.delivery import SinkReport, SinkWorker, Window
-from shipper.pipeline.windows import Found, WindowOverflowError, WindowPlanner, assemble
+from shipper.pipeline.windows import (
+    Found,
+    WindowOverflowError,
+    WindowPlanner,
+    assemble,
+    parts_of,
+)
 from shipper.source.contract import PassKey, Source
 
 log = structlog.get_logger("shipper.pipeline.cycle")
@@ -85,6 +91,7 @@ class Pipeline:
         self.observer = observer
         self.lookback = int(settings.lookback)
         self.target = settings.window_max_events
+        self.skip: frozenset[str] = frozenset()  # parts every sink holds (see `run_cycle`)
 
     def _fetch(self, start: int, end: int, limit: int | None) -> list[AuditEvent]:
         return self.client.fetch_window(
@@ -113,19 +120,20 @@ class Pipeline:
         limit: int,
         abandon: threading.Event,
     ) -> Found:
-        found: Found = {}
+        found = Found()
         for index, which in enumerate(group):
-            found.update(
-                self.client.fetch_pass(
-                    start,
-                    end,
-                    which,
-                    limit=limit - len(found),
-                    organization=self.settings.organization,
-                    sharing=len(self.client.passes) - index,  # passes still to read
-                    abandon=abandon,
-                )
+            read = self.client.fetch_pass(
+                start,
+                end,
+                which,
+                limit=limit - len(found),
+                organization=self.settings.organization,
+                sharing=len(self.client.passes) - index,  # passes still to read
+                abandon=abandon,
+                skip=self.skip,
             )
+            found.update(read)
+            found.parts.update(parts_of([read]))
         return found
 
     def _resolve(self, start: int, end: int, passes: Passes, limit: int) -> Iterator[Window]:
@@ -145,7 +153,7 @@ class Pipeline:
             except WindowOverflowError as exc:
                 overflow = exc
             else:
-                yield Window(start, end, events)
+                yield Window(start, end, events, parts_of(found))
                 return
         del found  # not held while the pieces are fetched
         yield from self._pieces(start, end, overflow, limit)
@@ -226,6 +234,12 @@ class Pipeline:
         if api is not None:
             self._refuse_cursors_ahead(api)
         start = min(w.cursor.high_water for w in self.workers) - self.lookback
+        # A source that publishes a watermark (files listed by end time) is read up to it and
+        # no further: a cursor never passes what the source has finalized.
+        until = self.client.final_until(start)
+        if until is not None and until < end:
+            end = report.end = until
+        self.skip = _held_by_all(self.workers)
         report.start = start
         for worker in self.workers:
             worker.start()
@@ -347,6 +361,12 @@ def _await_any(pending: deque[_Fetch]) -> bool:
     running = [future for fetch in pending for future in fetch.passes if not future.done()]
     wait(running, return_when=FIRST_COMPLETED)
     return pending[0].done
+
+
+def _held_by_all(workers: list[SinkWorker]) -> frozenset[str]:
+    """The ids in every active sink's cursor: parts among them need not be read again."""
+    held = [frozenset(w.cursor.seen) for w in workers if w.active]
+    return frozenset.intersection(*held) if held else frozenset()
 
 
 def _local_time() -> float:

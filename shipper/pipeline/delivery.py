@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -54,6 +54,8 @@ class Window:
     start: int
     end: int
     events: list[AuditEvent]
+    # The parts (files) the window was read from, whole: id -> time (see `Cursor.advance`).
+    parts: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -160,7 +162,12 @@ class SinkWorker:
                 continue
             if (carried := self._carried) is not None:  # refused events awaiting evidence
                 fresh = self.cursor.pending(window.events, self.lookback)
-                self._carried = Window(carried.start, window.end, carried.events + fresh)
+                self._carried = Window(
+                    carried.start,
+                    window.end,
+                    carried.events + fresh,
+                    {**carried.parts, **window.parts},
+                )
                 if not fresh:
                     continue  # nothing new to send beside them: wait for a window that has some
                 window, self._carried = self._carried, None
@@ -197,7 +204,8 @@ class SinkWorker:
         if len(left) > MAX_CARRIED_EVENTS:
             self._fail(str(exc))
             return
-        self._carried, self._carried_error = Window(window.start, window.end, left), str(exc)
+        self._carried = Window(window.start, window.end, left, window.parts)
+        self._carried_error = str(exc)
         log.info("refused_events_carried", sink=self.name, events=len(left))
 
     def _measure_lateness(self, todo: list[AuditEvent]) -> None:
@@ -262,7 +270,7 @@ class SinkWorker:
             self.sink.flush()
         before = self.cursor
         # Events of types the sink does not take are settled too: the cursor moves past them.
-        self.cursor = self._committer.window(before, todo, rejected, window.end)
+        self.cursor = self._committer.window(before, todo, rejected, window.end, window.parts)
         self.new_cursor = self.new_cursor and self.cursor.high_water == before.high_water
         delivered = offered - len(rejected)
         self.report.delivered += delivered

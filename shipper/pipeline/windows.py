@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
 
 from shipper.model.event import AuditEvent
 
-Found = dict[str, AuditEvent]  # one pass's events by id
+
+class Found(dict[str, AuditEvent]):
+    """One pass's events by id, and `parts`: for a source that reads in parts (the compliance
+    source's files), the id of each part read whole in this pass and its time (seconds).
+
+    The pipeline records a window's parts in a sink's cursor once the whole window reached the
+    sink, and hands back those every sink has (`skip`), so a re-read window does not download
+    them again. A plain dict is a `Found` without parts.
+    """
+
+    __slots__ = ("parts",)
+
+    def __init__(self, *args: object, **kwargs: AuditEvent) -> None:
+        super().__init__(*args, **kwargs)
+        self.parts: dict[str, int] = {}
+
+
+def parts_of(passes: Iterable[Mapping[str, AuditEvent]]) -> dict[str, int]:
+    """The parts read whole by any of a window's passes."""
+    parts: dict[str, int] = {}
+    for found in passes:
+        parts.update(getattr(found, "parts", {}))
+    return parts
+
 
 _SORT_KEY = attrgetter("effective_at", "id")
 
@@ -31,7 +54,7 @@ class WindowOverflowError(Exception):
         self.earliest = earliest  # the oldest effective_at seen
 
 
-def overflow_error(message: str, found: Found) -> WindowOverflowError:
+def overflow_error(message: str, found: Mapping[str, AuditEvent]) -> WindowOverflowError:
     """The overflow of a window or pass that had read `found`, with what it saw of them."""
     times = [event.effective_at for event in found.values()]
     if not times:
@@ -39,9 +62,11 @@ def overflow_error(message: str, found: Found) -> WindowOverflowError:
     return WindowOverflowError(message, len(found), max(times) - min(times), min(times))
 
 
-def assemble(passes: Iterable[Found], limit: int | None = None) -> list[AuditEvent]:
+def assemble(
+    passes: Iterable[Mapping[str, AuditEvent]], limit: int | None = None
+) -> list[AuditEvent]:
     """A window's events from its passes: one per id, oldest first by (effective_at, id)."""
-    found: Found = {}
+    found: dict[str, AuditEvent] = {}
     for events in passes:
         found.update(events)
     if limit is not None and len(found) > limit:

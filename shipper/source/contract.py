@@ -21,6 +21,14 @@ implementation, chosen by the `[source]` table's `type` (see `SOURCE_TYPES` in
 - **Its clock.** `api_clock_offset()` reads the source's clock (the API's minus the local one)
   afresh at the start of each cycle; the cycle reads up to the earlier of the two, so events
   the API has not yet stamped are not skipped. None when the source cannot tell.
+- **Its watermark, if it publishes one.** A source whose data is published in parts (the
+  compliance source's files, listed by end time) answers `final_until(since)`: the newest time
+  up to which it has published, read from `since` on. The cycle never reads past it, so a cursor
+  only ever moves to a time the source itself returned, never to the local clock (a quiet feed
+  leaves cursors where they are). Sources without one (the audit log) answer None.
+- **Parts.** Such a source sets `Found.parts` to the parts a pass read whole (id -> time); the
+  pipeline keeps them in each sink's cursor with the events and passes back, as `skip`, those
+  every sink already holds: a re-read window does not download them again.
 - **Errors.** Failures are `SourceError`s: `SourceUnavailableError` once retries are spent,
   `SourceRefusedError` for what retrying cannot fix (a rejected key); never a raw transport error.
 - **A probe.** `probe()` answers `shipper check`: one cheap request that proves the endpoint is
@@ -67,6 +75,7 @@ class Source(Protocol):
         organization: str | None = None,
         sharing: int = 1,
         abandon: threading.Event | None = None,
+        skip: frozenset[str] = frozenset(),
     ) -> Found:
         """Every event of `[start, end)` in pass `which`, by id.
 
@@ -74,7 +83,7 @@ class Source(Protocol):
         `sharing`: how many passes of this window are still to be read, this one included (a
         hint for foreseeing an overflow from the first page). `abandon`: give up before the next
         page once it is set (another pass overflowed). `organization`: the label carried into
-        every event.
+        every event. `skip`: ids of parts every sink holds (sources without parts ignore it).
         """
 
     def fetch_window(
@@ -84,6 +93,10 @@ class Source(Protocol):
 
     def api_clock_offset(self) -> float | None:
         """The source's clock minus the local one, read now (seconds); None if it cannot tell."""
+
+    def final_until(self, since: int) -> int | None:
+        """The newest time (whole seconds) the source has published, reading from `since`; the
+        cycle reads no further. None when the source has no watermark (bounded by the clock)."""
 
     def probe(self) -> str:
         """For `shipper check`: one cheap request; a short verdict, or a `SourceError`."""

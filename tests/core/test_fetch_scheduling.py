@@ -78,6 +78,9 @@ class GatedClient:
     def api_clock_offset(self) -> float | None:
         return 0.0  # the API's clock agrees with the local one
 
+    def final_until(self, since: int) -> int | None:
+        return None
+
     def fetch_pass(self, start: int, end: int, *_: Any, **__: Any) -> Found:
         with self._lock:
             index = len(self.started)
@@ -90,10 +93,10 @@ class GatedClient:
         if index == HELD_BACK:
             self.release.wait(10)
         first = start + (-start) % STEP
-        return {
-            f"e{t:06d}": AuditEvent(f"e{t:06d}", "x", t, json=b'{"id":"e%06d"}' % t)
+        return Found(
+            (f"e{t:06d}", AuditEvent(f"e{t:06d}", "x", t, json=b'{"id":"e%06d"}' % t))
             for t in range(first, end, STEP)
-        }
+        )
 
 
 @pytest.fixture

@@ -45,14 +45,15 @@ class ListSource:
         organization: str | None = None,
         sharing: int = 1,
         abandon: threading.Event | None = None,
+        skip: frozenset[str] = frozenset(),
     ) -> Found:
         self.requests += 1
         parity = self.passes.index(which)
-        found = {
-            e.id: e
+        found = Found(
+            (e.id, e)
             for i, e in enumerate(self.events)
             if i % 2 == parity and start <= e.effective_at < end
-        }
+        )
         if limit is not None and len(found) > limit:
             if abandon is not None:
                 abandon.set()
@@ -65,6 +66,9 @@ class ListSource:
         return assemble([self.fetch_pass(start, end, p) for p in self.passes], limit)
 
     def api_clock_offset(self) -> float | None:
+        return None
+
+    def final_until(self, since: int) -> int | None:
         return None
 
     def probe(self) -> str:

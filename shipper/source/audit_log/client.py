@@ -241,6 +241,10 @@ class AuditLogClient:
             self._last_date = (date, api)
         self._api_offset = api - received
 
+    def final_until(self, since: int) -> int | None:
+        """No watermark: the audit log lists events as they happen, bounded by its clock."""
+        return None
+
     def api_clock_offset(self) -> float | None:
         """The API's clock minus the local one (seconds), from the `Date` of one answer given
         now: a cheap request (`CLOCK_PROBE`), so a cycle learns the API's time before it plans
@@ -354,6 +358,7 @@ class AuditLogClient:
         organization: str | None = None,
         sharing: int = 1,
         abandon: threading.Event | None = None,
+        skip: frozenset[str] = frozenset(),
     ) -> Found:
         """Every event with start <= effective_at < end in one pass, by id.
 
@@ -379,7 +384,7 @@ class AuditLogClient:
         except SourceRefusedError as exc:
             if not (tenant_only and self._refuses_tenant_only(exc)):
                 raise
-            return {}
+            return Found()
 
     def _refuses_tenant_only(self, exc: SourceRefusedError) -> bool:
         """Whether a refusal of the tenant pass is about `tenant_only` itself (the organization
@@ -421,7 +426,7 @@ class AuditLogClient:
         ]
         if tenant_only:
             base.append(("tenant_only", "true"))
-        found: Found = {}
+        found = Found()
         after: str | None = None
         used_cursors: set[str] = set()
         unreadable: set[bytes] = set()  # the pass's unreadable entries, as sent
@@ -512,7 +517,7 @@ class AuditLogClient:
         self, start: int, end: int, *, organization: str | None = None, limit: int | None = None
     ) -> list[AuditEvent]:
         """All events of `[start, end)` from every pass in turn, sorted oldest first by (effective_at, id)."""
-        found: Found = {}
+        found = Found()
         for index, tenant_only in enumerate(self.passes):
             remaining = None if limit is None else max(limit - len(found), 0)
             found.update(
