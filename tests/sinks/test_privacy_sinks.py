@@ -9,6 +9,8 @@ share are not changed by one sink's rules).
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +28,14 @@ from shipper.runtime import app
 from shipper.testing.receivers.base import Receiver
 from shipper.testing.receivers.elasticsearch import FakeElasticsearch
 from shipper.testing.receivers.rsyslog import Rsyslog, rsyslogd_path
+from shipper.testing.receivers.secops import FakeSecOps
+from shipper.testing.receivers.sentinel import (
+    CLIENT_ID,
+    DCR_ID,
+    TENANT,
+    FakeSentinel,
+    loopback_tls,
+)
 from shipper.testing.receivers.splunk_hec import FakeHec, Token
 from shipper.testing.receivers.webhook import FakeWebhook
 from tests.conftest import KEY, config_text, write_config
@@ -34,6 +44,8 @@ MARKER = "PRIVMARK5b1e0c7a"
 EMAIL = "dana.PRIVMAIL93d2@example.com"
 HASH_KEY = "privacy-test-hash-key-0f1e2d3c4b5a"
 HEC_TOKEN = "privacy-hec-token-0123456789"
+SENTINEL_SECRET = "privacy-client-secret-0123456789~SECRET"
+GENERIC_STREAM = "Custom-OpenAIShipperEvents"
 # Recent whole seconds: RFC 3164 headers carry no year, so rsyslog assumes the current one.
 NOW = int(time.time()) - 3600
 REFUSED = "audit_log-privacy-0001"  # a receiver that can refuse one event refuses this one
@@ -76,11 +88,29 @@ def marked_events() -> list[dict[str, Any]]:
 
 
 def http_bytes(receiver: Receiver) -> bytes:
-    """Everything an HTTP receiver was sent: request lines, headers and decoded bodies."""
-    return b"\n".join(
-        f"{r.method} {r.path} {r.query} {r.headers}".encode() + b"\n" + r.body
-        for r in receiver.requests
-    )
+    """Everything an HTTP receiver was sent: request lines, headers and decoded bodies, plus
+    every base64 string in a JSON body decoded (SecOps carries each event so)."""
+    parts = []
+    for r in receiver.requests:
+        parts.append(f"{r.method} {r.path} {r.query} {r.headers}".encode())
+        parts.append(r.body)
+        for line in r.body.splitlines():
+            with contextlib.suppress(ValueError):
+                parts.extend(unbase64(orjson.loads(line)))
+    return b"\n".join(parts)
+
+
+def unbase64(value: Any, depth: int = 0) -> Iterator[bytes]:
+    """Every string inside `value` that is base64, decoded (a JSON body is a few levels deep)."""
+    if isinstance(value, dict) and depth < 20:
+        for item in value.values():
+            yield from unbase64(item, depth + 1)
+    elif isinstance(value, list) and depth < 20:
+        for item in value:
+            yield from unbase64(item, depth + 1)
+    elif isinstance(value, str) and len(value) % 4 == 0:
+        with contextlib.suppress(ValueError):
+            yield base64.b64decode(value, validate=True)
 
 
 @dataclass
@@ -129,11 +159,43 @@ def target(kind: str, shape: str, tmp_path: Path) -> Iterator[Target]:
         with hec.receiver:
             keys = f'url = "{hec.receiver.url}"\ntoken_file = "{token}"\nindexer_ack = true\n{fast}'
             yield Target(keys, lambda: http_bytes(hec.receiver), refuses=True)
-    else:
+    elif kind == "elasticsearch":
         with FakeElasticsearch() as es:
             es.reject(REFUSED)
             keys = f'url = "{es.url}"\n{fast}'
             yield Target(keys, lambda: http_bytes(es.receiver), refuses=True)
+    elif kind == "secops":
+        with FakeSecOps() as secops:
+            secops.reject(REFUSED)
+            account = tmp_path / "secops-key.json"
+            account.write_bytes(orjson.dumps(secops.new_account()))
+            keys = (
+                f'url = "{secops.url}"\nproject = "{secops.project}"\n'
+                f'region = "{secops.location}"\ninstance = "{secops.instance}"\n'
+                f'credentials_file = "{account}"\n{fast}'
+            )
+            yield Target(keys, lambda: http_bytes(secops.receiver), refuses=True)
+    else:
+        context, ca_file = loopback_tls(tmp_path)
+        generic = "generic" in shape
+        stream = {"stream": GENERIC_STREAM} if generic else {}
+        with FakeSentinel(context, client_secret=SENTINEL_SECRET, **stream) as sentinel:
+            sentinel.reject_ids.add(REFUSED)
+            secret = tmp_path / "sentinel-secret"
+            secret.write_text(SENTINEL_SECRET)
+            keys = (
+                f'url = "{sentinel.endpoint}"\ndcr_immutable_id = "{DCR_ID}"\n'
+                f'tenant_id = "{TENANT}"\nclient_id = "{CLIENT_ID}"\n'
+                f'client_secret_file = "{secret}"\nauthority_host = "{sentinel.authority}"\n'
+                f'ca_file = "{ca_file}"\n{fast}'
+            )
+
+            def both() -> bytes:
+                return http_bytes(sentinel.entra) + http_bytes(sentinel.ingestion)
+
+            # The fake refuses by a top-level id, which the ECS and OCSF shapes nest.
+            by_id = not generic or "raw" in shape or "normalized" in shape
+            yield Target(keys, both, refuses=by_id)
 
 
 # Every sink type with every document shape it can send.
@@ -145,6 +207,12 @@ CASES = [
     *(("webhook", f'format = "{f}"\n') for f in ("raw", "normalized", "ecs", "ocsf")),
     *(("splunk_hec", f'format = "{f}"\n') for f in ("raw", "normalized")),
     *(("elasticsearch", f'format = "{f}"\n') for f in ("ecs", "normalized", "raw", "ocsf")),
+    ("secops", 'format = "raw"\n'),
+    ("sentinel", 'profile = "openai_solution"\n'),
+    *(
+        ("sentinel", f'profile = "generic"\nformat = "{f}"\n')
+        for f in ("normalized", "raw", "ecs", "ocsf")
+    ),
 ]
 
 
