@@ -32,6 +32,8 @@ ANY = None
 Segment = str | None
 # Deeper paths are a typo or an attack on the walk's recursion, which is as deep as the path.
 MAX_SEGMENTS = 32
+# A hash key shorter than this is refused: guessable, and below what log redaction masks.
+MIN_HASH_KEY_CHARS = 16
 HMAC_PREFIX = "hmac-sha256:"
 SHA256_PREFIX = "sha256:"
 
@@ -141,6 +143,9 @@ def hasher(key: SecretStr | None) -> Callable[[Any], str]:
     return digest
 
 
+_DROP: Any = object()  # what `_child` returns for a value that is to be removed
+
+
 def edit(obj: Any, rules: Sequence[Rule], digest: Callable[[Any], str]) -> Any:
     """`obj` with the rules applied; the same object when nothing matched.
 
@@ -180,9 +185,6 @@ def _edit_list(obj: list[Any], rules: Sequence[Rule], digest: Callable[[Any], st
     if all(new is old for new, old in zip(items, obj, strict=True)):
         return obj
     return [item for item in items if item is not _DROP]
-
-
-_DROP: Any = object()  # what `_child` returns for a value that is to be removed
 
 
 def _child(value: Any, rules: list[Rule], digest: Callable[[Any], str]) -> Any:

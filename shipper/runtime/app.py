@@ -14,6 +14,7 @@ import structlog
 from shipper.config.secret_ref import sink_section
 from shipper.config.settings import Config, SourceSettings, read_every_secret, sink_plugins
 from shipper.errors import (
+    ConfigError,
     Interrupted,
     SinkError,
     SinksBehindError,
@@ -26,7 +27,7 @@ from shipper.pipeline.cursor_store import CursorStore, StateLock
 from shipper.pipeline.cycle import CycleReport, Pipeline, initial_high_water
 from shipper.pipeline.delivery import SinkWorker, Window
 from shipper.pipeline.orphan_cursors import warn_orphans
-from shipper.pipeline.privacy import SinkView, sink_view
+from shipper.pipeline.privacy import MIN_HASH_KEY_CHARS, SinkView, sink_view
 from shipper.pipeline.sink import Sink, SinkContext, SinkSettings
 from shipper.runtime import stopping
 from shipper.runtime.metrics import HealthServer, Metrics
@@ -77,7 +78,15 @@ def view_of(config: Config, settings: SinkSettings) -> SinkView | None:
     privacy = settings.privacy
     key = None
     if privacy is not None and privacy.hash_key is not None:
-        key = privacy.hash_key.read(sink_section(settings.name), config.path)
+        section = sink_section(settings.name)
+        key = privacy.hash_key.read(section, config.path)
+        if len(key.get_secret_value()) < MIN_HASH_KEY_CHARS:  # guessable, and too short to mask
+            raise ConfigError(
+                f"the key is shorter than {MIN_HASH_KEY_CHARS} characters: use a random one, "
+                "e.g. the output of `openssl rand -hex 32`",
+                path=str(config.path) if config.path else None,
+                key=f"{section}: privacy.hash_key",
+            )
     return sink_view(settings.event_types, privacy, key)
 
 

@@ -132,3 +132,17 @@ def test_a_missing_privacy_hash_key_exits_2_naming_the_key(
     assert_config_error(
         run_once(config), str(config), f'[[sinks]] "siem": privacy.{written}', missing
     )
+
+
+def test_a_short_privacy_hash_key_exits_2_without_showing_it(tmp_path: Path) -> None:
+    """A hash key under 16 characters is guessable: exit 2 naming the key, the key itself unshown."""
+    key_file = tmp_path / "hash-key"
+    key_file.write_text("Sh0rtK3y\n")
+    sinks = (
+        f'[[sinks]]\ntype = "file"\nname = "siem"\npath = "{tmp_path}/out.jsonl"\n'
+        f'privacy = {{ hash = ["actor.session.user.email"], hash_key_file = "{key_file}" }}\n'
+    )
+    config = write_config(tmp_path, config_text(DEAD + "/v1", tmp_path, sinks=sinks))
+    result = run_once(config)
+    assert_config_error(result, str(config), '[[sinks]] "siem": privacy.hash_key', "16 characters")
+    assert "Sh0rtK3y" not in result.stderr + result.stdout

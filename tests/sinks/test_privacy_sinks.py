@@ -32,6 +32,7 @@ from shipper.testing.receivers.secops import FakeSecOps
 from shipper.testing.receivers.sentinel import (
     CLIENT_ID,
     DCR_ID,
+    OPENAI_STREAM,
     TENANT,
     FakeSentinel,
     loopback_tls,
@@ -178,8 +179,8 @@ def target(kind: str, shape: str, tmp_path: Path) -> Iterator[Target]:
     else:
         context, ca_file = loopback_tls(tmp_path)
         generic = "generic" in shape
-        stream = {"stream": GENERIC_STREAM} if generic else {}
-        with FakeSentinel(context, client_secret=SENTINEL_SECRET, **stream) as sentinel:
+        stream = GENERIC_STREAM if generic else OPENAI_STREAM
+        with FakeSentinel(context, client_secret=SENTINEL_SECRET, stream=stream) as sentinel:
             sentinel.reject_ids.add(REFUSED)
             secret = tmp_path / "sentinel-secret"
             secret.write_text(SENTINEL_SECRET)
