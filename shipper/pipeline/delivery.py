@@ -201,6 +201,8 @@ class SinkWorker:
         if exc.progress is not None:
             self._record(exc.progress)
         left = self.cursor.pending(window.events, self.lookback)
+        if self.view is not None:  # types the sink does not take are settled with any window
+            left = [e for e in left if self.view.takes(e)]
         if len(left) > MAX_CARRIED_EVENTS:
             self._fail(str(exc))
             return

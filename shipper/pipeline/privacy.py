@@ -205,6 +205,10 @@ class SinkView:
     rules: tuple[Rule, ...]
     digest: Callable[[Any], str]
 
+    def takes(self, event: AuditEvent) -> bool:
+        """Whether the sink receives events of `event`'s type."""
+        return self.event_types is None or event.type in self.event_types
+
     def prepare(
         self, events: Sequence[AuditEvent]
     ) -> tuple[list[AuditEvent], list[tuple[AuditEvent, str]]]:
@@ -212,11 +216,7 @@ class SinkView:
 
         Events of other types are left out; the caller counts them as settled all the same.
         """
-        chosen = (
-            events
-            if self.event_types is None
-            else [e for e in events if e.type in self.event_types]
-        )
+        chosen = events if self.event_types is None else [e for e in events if self.takes(e)]
         if not self.rules:
             return list(chosen), []
         send: list[AuditEvent] = []

@@ -254,3 +254,31 @@ def test_dropped_content_appears_nowhere_in_what_the_sink_sent(
     archive = (tmp_path / "archive.jsonl").read_bytes()
     assert MARKER.encode() in archive
     assert EMAIL.encode() in archive
+
+
+def plain_event(event_id: str, kind: str, at: int) -> dict[str, Any]:
+    return {"id": event_id, "object": "organization.audit_log", "type": kind, "effective_at": at}
+
+
+def test_event_types_skip_the_rest_and_a_refused_event_is_still_carried(
+    tmp_path: Path, admin_key: str
+) -> None:
+    """Only the listed types are sent; a lone refused one among many skipped is blamed once a later window goes through."""
+    lone = plain_event("audit_log-lone", "login.failed", NOW - 4 * 3600)
+    crowd = [
+        plain_event(f"audit_log-c{i:03d}", "login.succeeded", NOW - 4 * 3600) for i in range(150)
+    ]
+    later = [plain_event(f"audit_log-l{i:03d}", "login.failed", NOW - 3600 + i) for i in range(5)]
+    hook = FakeWebhook()
+    hook.reject_ids = {lone["id"]}
+    with Emulator(api_key=KEY, events=[lone, *crowd, *later]) as emu, hook.receiver:
+        sinks = (
+            f'[[sinks]]\ntype = "webhook"\nname = "hook"\nurl = "{hook.receiver.url}"\n'
+            'retry_max_attempts = 1\nretry_max_time = "5s"\nevent_types = ["login.failed"]\n'
+        )
+        text = config_text(emu.base_url, tmp_path, start_at=NOW - 4 * 3600 - 300, sinks=sinks)
+        outcome = app.run(load_config(write_config(tmp_path, text)), once=True)
+    assert outcome.failures == []
+    assert sorted(hook.ids()) == sorted(e["id"] for e in later)
+    dead = (tmp_path / "state" / "dead-letter" / "hook.jsonl").read_bytes().splitlines()
+    assert [orjson.loads(line)["event_id"] for line in dead] == [lone["id"]]
