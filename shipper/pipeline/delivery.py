@@ -27,7 +27,7 @@ from shipper.model.event import AuditEvent
 from shipper.pipeline.commit import Committer
 from shipper.pipeline.cursor import Cursor
 from shipper.pipeline.cursor_store import CursorStore
-from shipper.pipeline.privacy import SinkView
+from shipper.pipeline.privacy import SinkView, prepare
 from shipper.pipeline.sink import Progress, Rejection, Sink
 from shipper.runtime import stopping
 from shipper.runtime.metrics import Metrics
@@ -262,10 +262,9 @@ class SinkWorker:
         todo = self.cursor.pending(window.events, self.lookback, window.start)
         if not self.new_cursor:
             self._measure_lateness(todo)
-        send, rejected = todo, list[Rejection]()
-        if self.view is not None:  # before the sink: it, its formats and dead letters see the edit
-            send, withheld = self.view.prepare(todo)
-            rejected = [Rejection(event, reason) for event, reason in withheld]
+        # Before the sink: it, every format it renders and its dead letters see only the edit.
+        send, withheld = prepare(self.view, todo)
+        rejected = [Rejection(event, reason) for event, reason in withheld]
         offered = len(send) + len(rejected)  # the rest were of types this sink does not take
         if send:
             rejected += self.sink.send(send)

@@ -256,6 +256,17 @@ class SinkView:
         )
 
 
+def prepare(
+    view: SinkView | None, events: Sequence[AuditEvent]
+) -> tuple[Sequence[AuditEvent], list[tuple[AuditEvent, str]]]:
+    """`view.prepare(events)`, or all of `events` untouched when the sink has no view.
+
+    Everything that hands events to a sink goes through here: the worker, and the replays of
+    dead letters and of quarantined entries (which may predate the sink's rules).
+    """
+    return (events, []) if view is None else view.prepare(events)
+
+
 def sink_view(
     event_types: Sequence[str], privacy: PrivacySettings | None, key: SecretStr | None
 ) -> SinkView | None:

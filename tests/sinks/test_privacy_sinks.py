@@ -21,10 +21,17 @@ from typing import Any
 import orjson
 import pytest
 
+from shipper.cli.main import main
 from shipper.cli.status import collect
 from shipper.config.settings import load_config
 from shipper.emulator import Emulator
+from shipper.model.event import AuditEvent
+from shipper.pipeline import deadletter
+from shipper.pipeline.sink import Rejection
 from shipper.runtime import app
+from shipper.source import quarantine
+from shipper.source.audit_log.parse import Defect
+from shipper.source.quarantine import Listed
 from shipper.testing.receivers.base import Receiver
 from shipper.testing.receivers.elasticsearch import FakeElasticsearch
 from shipper.testing.receivers.rsyslog import Rsyslog, rsyslogd_path
@@ -282,3 +289,51 @@ def test_event_types_skip_the_rest_and_a_refused_event_is_still_carried(
     assert sorted(hook.ids()) == sorted(e["id"] for e in later)
     dead = (tmp_path / "state" / "dead-letter" / "hook.jsonl").read_bytes().splitlines()
     assert [orjson.loads(line)["event_id"] for line in dead] == [lone["id"]]
+
+
+def replay_config(tmp_path: Path, privacy: str) -> Path:
+    """Two file sinks, `siem` with `privacy` and `archive` without; nothing is ever fetched."""
+    sinks = (
+        f'[[sinks]]\ntype = "file"\nname = "siem"\npath = "{tmp_path}/siem.jsonl"\n{privacy}\n'
+        f'[[sinks]]\ntype = "file"\nname = "archive"\npath = "{tmp_path}/archive.jsonl"\n'
+    )
+    return write_config(tmp_path, config_text("http://127.0.0.1:9/v1", tmp_path, sinks=sinks))
+
+
+def test_dead_letters_from_before_the_rules_are_replayed_under_them(
+    tmp_path: Path, admin_key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`dlq replay` applies the sink's rules: old unedited dead letters never reach it unedited."""
+    types = 'event_types = ["api_key.created", "login.failed"]\n'
+    config = replay_config(tmp_path, types + PRIVACY.replace(', hash_key = { file = "%s" }', ""))
+    events = [AuditEvent.from_api(e) for e in marked_events()]
+    other = AuditEvent.from_api(
+        plain_event("audit_log-other", "login.succeeded", NOW) | {"x": MARKER}
+    )
+    dead = tmp_path / "state" / "dead-letter" / "siem.jsonl"
+    deadletter.append(dead, "siem", [Rejection(e, "refused") for e in [*events, other]], NOW)
+    assert main(["dlq", "replay", "--config", str(config), "--sink", "siem"]) == 0
+    assert "replayed 7 of 7" in capsys.readouterr().out
+    sent = (tmp_path / "siem.jsonl").read_bytes()
+    assert [orjson.loads(line)["id"] for line in sent.splitlines()] == [e.id for e in events]
+    assert MARKER.encode() not in sent and EMAIL.encode() not in sent
+    assert dead.read_bytes() == b""
+
+
+def test_quarantined_entries_are_replayed_under_each_sinks_rules(
+    tmp_path: Path, admin_key: str
+) -> None:
+    """`quarantine replay` edits what it sends to a sink with rules and leaves the others whole."""
+    key_file = tmp_path / "hash-key"
+    key_file.write_text(HASH_KEY)
+    config = replay_config(tmp_path, PRIVACY % key_file)
+    path = quarantine.default_path(tmp_path / "state", "default")
+    listed = Listed(NOW - 3600, NOW, False, "req_old")
+    raw = orjson.dumps(marked_events()[0])
+    path.parent.mkdir(parents=True)
+    path.write_bytes(quarantine.record("default", Defect(raw, "old", "bad_time"), listed, NOW))
+    assert main(["quarantine", "replay", "--config", str(config)]) == 0
+    sent = (tmp_path / "siem.jsonl").read_bytes()
+    assert b"audit_log-privacy-0000" in sent
+    assert MARKER.encode() not in sent and EMAIL.encode() not in sent
+    assert MARKER.encode() in (tmp_path / "archive.jsonl").read_bytes()
