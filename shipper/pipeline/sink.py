@@ -41,7 +41,9 @@ class SinkSettings(SecretFields):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: str = Field(description="Which sink: file, syslog, webhook, splunk_hec, elasticsearch.")
+    type: str = Field(
+        description="Which sink: file, syslog, webhook, splunk_hec, elasticsearch, sentinel, secops, datadog, sumologic (or a third-party sink's entry point name)."
+    )
     name: str = Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
         description="Unique name; keys this sink's cursor and dead-letter file.",
