@@ -25,9 +25,13 @@ from shipper.cli.main import main
 from shipper.cli.status import collect
 from shipper.config.settings import load_config
 from shipper.emulator import Emulator
-from shipper.model.event import AuditEvent
+from shipper.model.event import AuditEvent, ComplianceRecord
 from shipper.pipeline import deadletter
-from shipper.pipeline.sink import Rejection
+from shipper.pipeline.cursor import Cursor
+from shipper.pipeline.cursor_store import CursorStore
+from shipper.pipeline.delivery import SinkWorker, Window
+from shipper.pipeline.privacy import PrivacySettings, sink_view
+from shipper.pipeline.sink import Rejection, SinkContext
 from shipper.runtime import app
 from shipper.source import quarantine
 from shipper.source.audit_log.parse import Defect
@@ -46,6 +50,8 @@ from shipper.testing.receivers.sentinel import (
 )
 from shipper.testing.receivers.splunk_hec import FakeHec, Token
 from shipper.testing.receivers.webhook import FakeWebhook
+from sinks.file.sink import FileSettings
+from sinks.file.sink import plugin as file_plugin
 from tests.conftest import KEY, config_text, write_config
 
 MARKER = "PRIVMARK5b1e0c7a"
@@ -337,3 +343,57 @@ def test_quarantined_entries_are_replayed_under_each_sinks_rules(
     assert b"audit_log-privacy-0000" in sent
     assert MARKER.encode() not in sent and EMAIL.encode() not in sent
     assert MARKER.encode() in (tmp_path / "archive.jsonl").read_bytes()
+
+
+SAMPLES = Path("/work/shared/chatgpt-compliance/samples")
+# Content in the samples, and the fields that carry it (docs/privacy.md lists them).
+CONTENT = ("login outage", "Found 7 issues", "In Progress", "upload handler")
+CONTENT_PATHS = ["message.content", "input", "output", "event_details.prompt_text"]
+
+
+def compliance_records() -> list[AuditEvent]:
+    """Every sample record of the Compliance Logs Platform, as the source would hold it."""
+    records: list[AuditEvent] = []
+    for sample in sorted(SAMPLES.glob("*.jsonl")):
+        for line in sample.read_bytes().splitlines():
+            obj = orjson.loads(line)
+            at = NOW - 600 + len(records)
+            records.append(ComplianceRecord(obj["event_id"], obj["type"], at, json=line))
+    return sorted(records, key=lambda e: e.sort_key)
+
+
+@pytest.mark.parametrize("shape", ["raw", "normalized", "ecs", "ocsf", "cef"])
+def test_compliance_content_appears_nowhere_in_any_format(tmp_path: Path, shape: str) -> None:
+    """Message text, tool input and output and prompts of compliance records, once dropped, are in no format."""
+    records = compliance_records()
+    assert all(any(c.encode() in r.json for r in records) for c in CONTENT)
+    privacy = PrivacySettings(drop=CONTENT_PATHS)
+    window = Window(NOW - 600, NOW, records)
+    workers = []
+    for name, view in (("siem", sink_view([], privacy, None)), ("archive", None)):
+        settings = FileSettings(type="file", name=name, path=str(tmp_path / name), format=shape)
+        sink = file_plugin.create(settings, SinkContext(state_dir=tmp_path))
+        sink.open()
+        worker = SinkWorker(
+            name=name,
+            sink=sink,
+            cursor=Cursor(high_water=NOW - 600),
+            store=CursorStore(tmp_path / "state", "compliance"),
+            dead_letter_path=tmp_path / f"{name}-dead.jsonl",
+            lookback=600,
+            view=view,
+        )
+        worker.start()
+        worker.offer(window, stall_timeout=None)
+        workers.append((worker, sink))
+    for worker, sink in workers:
+        report = worker.finish()
+        sink.close()
+        assert (report.state, report.delivered) == ("ok", len(records)), report.error
+    siem, archive = (tmp_path / "siem").read_bytes(), (tmp_path / "archive").read_bytes()
+    for record in records:
+        assert record.id.encode() in siem
+    for content in CONTENT:
+        assert content.encode() not in siem, content
+    if shape != "cef":  # the CEF mapping of compliance records carries no content at all
+        assert any(content.encode() in archive for content in CONTENT)
