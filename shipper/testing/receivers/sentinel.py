@@ -32,7 +32,8 @@ Logs Ingestion API (`FakeSentinel.ingestion`, the DCE or DCR endpoint):
 
 For failure drills: a request holding a record whose id is in `reject_ids` is refused with
 400 (the whole request, as the service does for a bad payload); with `echo`, every error
-answer quotes the request's headers and body, as careless servers do.
+answer quotes the request's headers and body, as careless servers do; inside `with
+fake.down():` the ingestion endpoint refuses connections (same port again afterwards).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -211,6 +213,12 @@ class FakeSentinel:
     ) -> None:
         self.ingestion.stop()
         self.entra.stop()
+
+    @contextmanager
+    def down(self) -> Iterator[None]:
+        """Inside the block the ingestion endpoint refuses connections; Entra ID still answers."""
+        with self.ingestion.down():
+            yield
 
     @property
     def authority(self) -> str:
