@@ -38,9 +38,12 @@ class Measured:
         return self.cpu / max(events, 1) * 1e6
 
 
-def measure(argv: list[str], *, timeout: float = 900.0) -> Measured:
+def measure(
+    argv: list[str], *, timeout: float = 900.0, env_extra: dict[str, str] | None = None
+) -> Measured:
     """Run `argv` to completion through bench/launch.py (which see: the peak RSS must be the
-    program's own); `RuntimeError` with its stderr if it fails."""
+    program's own), with `env_extra` added to its environment; `RuntimeError` with its stderr
+    if it fails."""
     with (
         tempfile.TemporaryFile("w+") as out,
         tempfile.TemporaryFile("w+") as err,
@@ -51,7 +54,7 @@ def measure(argv: list[str], *, timeout: float = 900.0) -> Measured:
         subprocess.run(
             [*launcher, str(timeout), "--", *argv],
             cwd=ROOT,
-            env=ENV,
+            env={**ENV, **(env_extra or {})},
             stdout=out,
             stderr=err,
             timeout=timeout + 60,

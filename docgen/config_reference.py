@@ -22,6 +22,7 @@ from shipper.config.settings import (
     StateSettings,
     sink_plugins,
 )
+from shipper.pipeline.privacy import PrivacySettings
 from shipper.pipeline.sink import SinkSettings
 
 PAGE = Path("docs/reference/configuration.md")
@@ -102,6 +103,8 @@ def reference() -> str:
         "## `[log]`\n\n" + table(LogSettings),
         "## `[metrics]`\n\n" + table(MetricsSettings),
         "## `[[sinks]]`: keys every sink accepts\n\n" + table(SinkSettings),
+        "### `privacy = { ... }` in any `[[sinks]]` table ([privacy](../privacy.md))\n\n"
+        + table(PrivacySettings),
     ]
     for kind, plugin in sorted(sink_plugins().items()):
         parts.append(_sink_section(kind, plugin.settings_model))

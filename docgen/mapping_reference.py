@@ -11,12 +11,15 @@ import csv
 import io
 import sys
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 
 import orjson
 
-from shipper.model.event import AuditEvent
+from shipper.model.event import AuditEvent, ComplianceRecord
+from shipper.render import compliance
 from shipper.render.cef import render_cef
+from shipper.render.compliance.record import view_of as compliance_view
 from shipper.render.ecs import render_ecs
 from shipper.render.mapping import Mapping, mapping_for, table
 from shipper.render.ocsf import CLASSES, render_ocsf
@@ -155,6 +158,92 @@ def samples() -> str:
     return "\n\n".join(f"**{title}**\n\n```{lang}\n{body}\n```" for title, lang, body in parts)
 
 
+COMPLIANCE_FILE_END = 1784592000  # the sample file's end_time: 2026-07-21T00:00:00Z
+COMPLIANCE_SAMPLE = ("AUTH_LOG", 2)  # a failed sign-in: the richest envelope
+
+
+def compliance_records() -> list[ComplianceRecord]:
+    """The packaged sample records (shipper/emulator/compliance/samples), one per line."""
+    folder = resources.files("shipper.emulator.compliance").joinpath("samples")
+    found = []
+    for record_type in compliance.TYPES:
+        text = folder.joinpath(f"{record_type}.jsonl").read_text("utf-8")
+        for line in filter(str.strip, text.splitlines()):
+            raw = orjson.loads(line)
+            found.append(
+                ComplianceRecord(
+                    raw["event_id"], raw["type"], COMPLIANCE_FILE_END, raw, SAMPLE_ORGANIZATION
+                )
+            )
+    return found
+
+
+def compliance_types_markdown() -> str:
+    """Per type: Elastic stream, Splunk sourcetype and the CIM data models it feeds."""
+    lines = [
+        "| type | ECS namespace (Elastic data stream) | Splunk sourcetype | CIM data models |",
+        "|---|---|---|---|",
+    ]
+    for info in (*compliance.TYPES.values(), compliance.type_info("")):
+        label = f"`{info.type}`" if info.known else "*any other type*"
+        sourcetype = compliance.sourcetype(info.type)
+        cim = ", ".join(info.cim) or "—"
+        lines.append(
+            f"| {label} | `openai_chatgpt_enterprise.{info.stream}` | `{sourcetype}` | {cim} |"
+        )
+    return "\n".join(lines)
+
+
+def compliance_markdown() -> str:
+    """One row per sample record: how its action reads in ECS and OCSF (rendered, not restated)."""
+    lines = [
+        "| type | action | outcome | ECS kind: category / type | OCSF class / activity |",
+        "|---|---|---|---|---|",
+    ]
+    seen = set()
+    for record in compliance_records():
+        view = compliance_view(record)
+        ecs = compliance.render_ecs(record)["event"]
+        ocsf = compliance.render_ocsf(record)
+        row = (
+            f"| `{record.type}` | {view.action or '—'} | {view.outcome or '—'} "
+            f"| {ecs['kind']}: {','.join(ecs.get('category', [])) or '—'} / "
+            f"{','.join(ecs.get('type', [])) or '—'} "
+            f"| {ocsf['class_uid']} {ocsf['class_name']} / {ocsf['activity_id']} "
+            f"{ocsf['activity_name']} |"
+        )
+        if row not in seen:
+            seen.add(row)
+            lines.append(row)
+    return "\n".join(lines)
+
+
+def compliance_samples() -> str:
+    """One compliance record in every format, as markdown."""
+    record_type, index = COMPLIANCE_SAMPLE
+    record = [r for r in compliance_records() if r.type == record_type][index]
+    pretty = orjson.OPT_INDENT_2
+    parts = [
+        ("Record (`raw`)", "json", orjson.dumps(record.raw, option=pretty).decode()),
+        ("Normalized (`normalized`)", "json", _pretty(compliance.render_normalized(record))),
+        ("ECS (`ecs`)", "json", _pretty(compliance.render_ecs(record))),
+        ("OCSF (`ocsf`)", "json", _pretty(compliance.render_ocsf(record))),
+        ("CEF (`cef`)", "text", compliance.render_cef(record)),
+    ]
+    return "\n\n".join(f"**{title}**\n\n```{lang}\n{body}\n```" for title, lang, body in parts)
+
+
+def _pretty(doc: object) -> str:
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode()
+
+
+COMPLIANCE_INTRO = """Records of the ChatGPT Enterprise Compliance Logs Platform have a mapping of their own
+(`shipper/render/compliance/`), chosen per record `type` and, within a type, by its action. The
+table below is rendered from the packaged sample records
+(`shipper/emulator/compliance/samples/`), so it shows what the renderers do, not what they were
+meant to do. [Formats](../formats.md#compliance-records) explains the rules."""
+
+
 PAGE = Path("docs/reference/mappings.md")
 PAGE_INTRO = """# SIEM mappings
 
@@ -168,10 +257,14 @@ rendering uses the row."""
 
 
 def document() -> str:
-    """The whole page: the table, then the same sample event in every format."""
+    """The whole page: the audit-log table and sample, then the compliance-record ones."""
     return (
         f"{PAGE_INTRO}\n\n## The mapping table\n\n{mapping_markdown()}\n\n"
-        f"## One event in every format\n\n{samples()}\n"
+        f"## One event in every format\n\n{samples()}\n\n"
+        f"## Compliance records\n\n{COMPLIANCE_INTRO}\n\n"
+        f"### Types, sourcetypes and CIM data models\n\n{compliance_types_markdown()}\n\n"
+        f"### Actions of the sample records\n\n{compliance_markdown()}\n\n"
+        f"### One record in every format\n\n{compliance_samples()}\n"
     )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from shipper.cli.exit_codes import ExitCode, exit_code_of
 from shipper.config.settings import Config, SourceSettings, load_config
 from shipper.errors import ShipperError
-from shipper.runtime.app import connect_source, create_sink
+from shipper.runtime.app import connect_source, create_sink, view_of
 from shipper.secrets import redact
 
 
@@ -23,6 +23,7 @@ def _probe_api(source: SourceSettings) -> str:
 
 
 def _probe_sink(config: Config, index: int) -> str:
+    view_of(config, config.sinks[index])  # its privacy hash key is read as at start-up
     sink = create_sink(config, config.sinks[index])
     try:
         sink.open()

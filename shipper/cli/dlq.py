@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +26,9 @@ from shipper.errors import ConfigError, LockHeldError, StateDamagedError
 from shipper.model.event import AuditEvent
 from shipper.pipeline import deadletter
 from shipper.pipeline.cursor_store import StateLock
-from shipper.pipeline.sink import SinkSettings
-from shipper.runtime.app import create_sink
+from shipper.pipeline.privacy import prepare
+from shipper.pipeline.sink import Rejection, SinkSettings
+from shipper.runtime.app import create_sink, view_of
 from shipper.runtime.durable_files import atomic_write
 from shipper.source import quarantine
 from shipper.source.audit_log.parse import Defect, parse_entry
@@ -105,6 +106,22 @@ def _state_lock(config: Config) -> Iterator[None]:
         lock.release()
 
 
+def _deliver(
+    config: Config, settings: SinkSettings, events: Sequence[AuditEvent]
+) -> Sequence[Rejection]:
+    """Send `events` on a sink of its own, flushed; what it refused for good."""
+    if not events:
+        return []
+    target = create_sink(config, settings)
+    try:
+        target.open()
+        refused = target.send(events)
+        target.flush()
+    finally:
+        target.close()
+    return refused
+
+
 def replay(config: Config, sink: str) -> int:
     """Re-send every dead letter; keep (rewritten) only those refused again. Exit 5 if any remain."""
     settings = _settings(config, sink)
@@ -114,13 +131,11 @@ def replay(config: Config, sink: str) -> int:
         if not entries:
             print(f"nothing to replay: {path} is empty or absent")
             return ExitCode.OK
-        target = create_sink(config, settings)
-        try:
-            target.open()
-            refused = {r.event.id: r.reason for r in target.send([e.event for e in entries])}
-            target.flush()
-        finally:
-            target.close()
+        # Entries may predate the sink's privacy rules: they are applied as in a run, and an
+        # entry of a type the sink no longer takes is settled.
+        send, withheld = prepare(view_of(config, settings), [e.event for e in entries])
+        refused = {event.id: reason for event, reason in withheld}
+        refused |= {r.event.id: r.reason for r in _deliver(config, settings, send)}
         kept = [e for e in entries if e.event.id in refused]
         atomic_write(path, b"".join(e.line + b"\n" for e in kept))
     print(
@@ -195,13 +210,9 @@ def replay_quarantine(config: Config, source: SourceSettings) -> int:
         events = [event for _, event in parsed if not isinstance(event, Defect)]
         if events:
             for settings in config.sinks:
-                target = create_sink(config, settings)
-                try:
-                    target.open()
-                    refused = target.send(events)
-                    target.flush()
-                finally:
-                    target.close()
+                send, withheld = prepare(view_of(config, settings), events)
+                refused = [Rejection(event, reason) for event, reason in withheld]
+                refused += _deliver(config, settings, send)
                 deadletter.append(path_of(config, settings), settings.name, refused, time.time())
         kept = [entry for entry, event in parsed if isinstance(event, Defect)]
         atomic_write(path, b"".join(entry.line + b"\n" for entry in kept))

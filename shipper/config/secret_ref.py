@@ -102,6 +102,19 @@ def secret_fields(model: type[BaseModel]) -> list[str]:
     return names
 
 
+def secret_refs(settings: BaseModel) -> list[SecretRef]:
+    """Every `SecretRef` set in `settings`, with those of its nested `SecretFields` tables
+    (a sink's `privacy.hash_key`)."""
+    refs = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretRef):
+            refs.append(value)
+        elif isinstance(value, SecretFields):
+            refs += secret_refs(value)
+    return refs
+
+
 class SecretFields(BaseModel):
     """Base of settings with `SecretRef` fields: folds the flat `X_env`/`X_file` keys into `X`."""
 
@@ -145,7 +158,7 @@ def _as_written(exc: ValidationError, model: type[BaseModel], flat: set[str]) ->
         }
         if loc and loc[0] in flat and len(loc) > 1 and loc[1] in PARTS:
             detail["loc"] = (f"{loc[0]}_{loc[1]}", *loc[2:])
-        elif loc == (loc[0],) and loc and loc[0] in names and error["type"] == "missing":
+        elif len(loc) == 1 and loc[0] in names and error["type"] == "missing":
             name = loc[0]
             detail = {
                 "type": "value_error",

@@ -23,7 +23,7 @@ from shipper.config.inline_secrets import guard_inline_secrets
 from shipper.config.secret_ref import (
     SecretFields,
     SecretRef,
-    secret_fields,
+    secret_refs,
     sink_section,
     source_section,
 )
@@ -241,10 +241,8 @@ def read_every_secret(config: Config) -> None:
     owners: list[tuple[str, BaseModel]] = [(source_section(s.name), s) for s in config.all_sources]
     owners += [(sink_section(s.name), s) for s in config.sinks]
     for section, settings in owners:
-        for name in secret_fields(type(settings)):
-            ref = getattr(settings, name)
-            if isinstance(ref, SecretRef):
-                ref.read(section, config.path)
+        for ref in secret_refs(settings):
+            ref.read(section, config.path)
 
 
 class _SinkRegistry(Mapping[str, "SinkPlugin"]):

@@ -27,7 +27,8 @@ from shipper.model.event import AuditEvent
 from shipper.pipeline.commit import Committer
 from shipper.pipeline.cursor import Cursor
 from shipper.pipeline.cursor_store import CursorStore
-from shipper.pipeline.sink import Progress, Sink
+from shipper.pipeline.privacy import SinkView, prepare
+from shipper.pipeline.sink import Progress, Rejection, Sink
 from shipper.runtime import stopping
 from shipper.runtime.metrics import Metrics
 from shipper.secrets import redact
@@ -81,6 +82,8 @@ class SinkWorker:
     # A cursor made this run: the sink starts `lookback` before its high water, so what it is
     # given below that is history, not late arrivals (until the high water first moves).
     new_cursor: bool = False
+    # The sink's event types and privacy rules (None: it sees every event as the source read it).
+    view: SinkView | None = None
     _queue: queue.Queue[Window | None] = field(
         default_factory=lambda: queue.Queue(MAX_QUEUED_WINDOWS)
     )
@@ -198,6 +201,8 @@ class SinkWorker:
         if exc.progress is not None:
             self._record(exc.progress)
         left = self.cursor.pending(window.events, self.lookback)
+        if self.view is not None:  # types the sink does not take are settled with any window
+            left = [e for e in left if self.view.takes(e)]
         if len(left) > MAX_CARRIED_EVENTS:
             self._fail(str(exc))
             return
@@ -257,20 +262,25 @@ class SinkWorker:
         todo = self.cursor.pending(window.events, self.lookback, window.start)
         if not self.new_cursor:
             self._measure_lateness(todo)
-        rejected = []
-        if todo:
-            rejected = list(self.sink.send(todo))
+        # Before the sink: it, every format it renders and its dead letters see only the edit.
+        send, withheld = prepare(self.view, todo)
+        rejected = [Rejection(event, reason) for event, reason in withheld]
+        offered = len(send) + len(rejected)  # the rest were of types this sink does not take
+        if send:
+            rejected += self.sink.send(send)
             self.sink.flush()
         before = self.cursor
+        # Events of types the sink does not take are settled too: the cursor moves past them.
         self.cursor = self._committer.window(before, todo, rejected, window.end, window.parts)
         self.new_cursor = self.new_cursor and self.cursor.high_water == before.high_water
-        self.report.delivered += len(todo) - len(rejected)
+        delivered = offered - len(rejected)
+        self.report.delivered += delivered
         self.report.dead_lettered += len(rejected)
         self.report.windows += 1
         if self.metrics is not None:
             self.metrics.liveness.beat()
             labels = (self.source, self.name)
-            self.metrics.delivered.labels(*labels).inc(len(todo) - len(rejected))
+            self.metrics.delivered.labels(*labels).inc(delivered)
             self.metrics.dead_lettered.labels(*labels).inc(len(rejected))
             self.metrics.lag.labels(*labels).set(self.clock() - self.cursor.high_water)
         if rejected:

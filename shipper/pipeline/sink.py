@@ -28,11 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from shipper.config.durations import Duration
 from shipper.config.secret_ref import SecretFields
 from shipper.model.event import AuditEvent
+from shipper.pipeline.privacy import PrivacySettings
 
 
 class SinkSettings(SecretFields):
@@ -40,7 +41,9 @@ class SinkSettings(SecretFields):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: str = Field(description="Which sink: file, syslog, webhook, splunk_hec, elasticsearch.")
+    type: str = Field(
+        description="Which sink: file, syslog, webhook, splunk_hec, elasticsearch, sentinel, secops, datadog, sumologic (or a third-party sink's entry point name)."
+    )
     name: str = Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
         description="Unique name; keys this sink's cursor and dead-letter file.",
@@ -69,7 +72,23 @@ class SinkSettings(SecretFields):
         description="Dead-letter file (JSON lines); default <state.dir>/dead-letter/<name>.jsonl.",
     )
 
+    event_types: list[str] = Field(
+        default_factory=list,
+        description="Only events of these types reach this sink (exact names); the rest are skipped, not dead-lettered. Default: every type.",
+    )
+    privacy: PrivacySettings | None = Field(
+        default=None,
+        description='Fields this sink never receives as they are: `{ drop = [...], hash = [...], hash_key = { env = "VAR" } }`; see docs/privacy.md.',
+    )
+
     allowed_formats: ClassVar[tuple[str, ...]] = ("raw", "normalized", "ecs", "ocsf", "cef")
+
+    @model_validator(mode="after")
+    def _name_the_hash_key(self) -> SinkSettings:
+        # Errors about the key then name it as written in the [[sinks]] table.
+        if self.privacy is not None and self.privacy.hash_key is not None:
+            self.privacy.hash_key._field = "privacy.hash_key"
+        return self
 
 
 @dataclass(frozen=True, slots=True)

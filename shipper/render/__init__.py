@@ -3,17 +3,21 @@
 A renderer is a pure function `AuditEvent -> bytes` (one document, no trailing newline).
 JSON formats also expose `AuditEvent -> dict` for sinks that embed the document in an envelope.
 Formats are imported lazily so `shipper --help` stays fast.
+
+Each source's events have their own mapping: a `ComplianceRecord` (`source_type`
+"chatgpt_compliance") renders through `shipper.render.compliance`, every other event through the
+audit-log renderers. `raw` is the same for both: the bytes the source received.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from operator import attrgetter
-from typing import Literal
+from typing import Literal, TypeVar
 
 import orjson
 
-from shipper.model.event import AuditEvent, JsonDict
+from shipper.model.event import AuditEvent, ComplianceRecord, JsonDict
 
 Format = Literal["raw", "normalized", "ecs", "ocsf", "cef"]
 FORMATS: tuple[Format, ...] = ("raw", "normalized", "ecs", "ocsf", "cef")
@@ -21,6 +25,23 @@ JSON_FORMATS: frozenset[str] = frozenset({"raw", "normalized", "ecs", "ocsf"})
 
 DocumentRenderer = Callable[[AuditEvent], JsonDict]
 Renderer = Callable[[AuditEvent], bytes]
+T = TypeVar("T")
+
+
+COMPLIANCE_SOURCE = ComplianceRecord.source_type
+
+
+def by_source(
+    audit: Callable[[AuditEvent], T], compliance: Callable[[AuditEvent], T]
+) -> Callable[[AuditEvent], T]:
+    """One renderer for both sources: a single class-attribute check per event picks the mapping."""
+
+    def render(event: AuditEvent) -> T:
+        if event.source_type == COMPLIANCE_SOURCE:
+            return compliance(event)
+        return audit(event)
+
+    return render
 
 
 def document_renderer(fmt: str) -> DocumentRenderer:
@@ -30,26 +51,31 @@ def document_renderer(fmt: str) -> DocumentRenderer:
 
         return render_raw
     if fmt == "normalized":
+        from shipper.render import compliance
         from shipper.render.basic import render_normalized
 
-        return render_normalized
+        return by_source(render_normalized, compliance.render_normalized)
     if fmt == "ecs":
+        from shipper.render import compliance
         from shipper.render.ecs import render_ecs
 
-        return render_ecs
+        return by_source(render_ecs, compliance.render_ecs)
     if fmt == "ocsf":
+        from shipper.render import compliance
         from shipper.render.ocsf import render_ocsf
 
-        return render_ocsf
+        return by_source(render_ocsf, compliance.render_ocsf)
     raise ValueError(f"format {fmt!r} is not a JSON format (choose one of {sorted(JSON_FORMATS)})")
 
 
 def renderer(fmt: str) -> Renderer:
     """The bytes-producing renderer for any format."""
     if fmt == "cef":
+        from shipper.render import compliance
         from shipper.render.cef import render_cef
 
-        return lambda event: render_cef(event).encode("utf-8")
+        render_line = by_source(render_cef, compliance.render_cef)
+        return lambda event: render_line(event).encode("utf-8")
     if fmt == "raw":
         # The API object as received, in the bytes the source already holds (attrgetter: no
         # Python frame of its own, and the sinks call this once per event).

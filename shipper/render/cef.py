@@ -12,7 +12,7 @@ trimmed (CEF parsers disagree about edge spaces) and empty ones left out.
 from __future__ import annotations
 
 from shipper.model.event import AuditEvent
-from shipper.render.fields import EventView, view_of
+from shipper.render.fields import EventView, IPAddress, view_of
 
 HEADER_PREFIX = "CEF:0|OpenAI|Audit Log|1.0|"
 # mapping severity_id (1-5) -> CEF 0-10 (0-3 low, 4-6 medium, 7-8 high, 9-10 very high).
@@ -58,12 +58,13 @@ def escape_value(value: str) -> str:
     return clean_value(value).translate(_VALUE_TABLE)
 
 
-def _ip_fields(view: EventView) -> list[tuple[str, str | None]]:
-    if view.ip is None:
+def ip_fields(ip: IPAddress | None, ip_text: str | None) -> list[tuple[str, str | None]]:
+    """The source address: `src` for IPv4, the labelled custom `c6a2` for IPv6."""
+    if ip is None:
         return []
-    if view.ip.version == 4:
-        return [("src", view.ip_text)]
-    return [("c6a2", view.ip_text), ("c6a2Label", "Source IPv6 Address")]
+    if ip.version == 4:
+        return [("src", ip_text)]
+    return [("c6a2", ip_text), ("c6a2Label", "Source IPv6 Address")]
 
 
 def _custom(view: EventView) -> list[tuple[str, str | None]]:
@@ -76,10 +77,15 @@ def _custom(view: EventView) -> list[tuple[str, str | None]]:
         "cs5": actor.ja3,
         "cs6": actor.service_account_id,
     }
+    return labelled(values, CUSTOM_LABELS)
+
+
+def labelled(values: dict[str, str | None], labels: dict[str, str]) -> list[tuple[str, str | None]]:
+    """Custom extensions (`cs1`...) with their `cs1Label`, for the values that survive escaping."""
     fields: list[tuple[str, str | None]] = []
     for key, value in values.items():
         if value and escape_value(value):
-            fields += [(key, value), (f"{key}Label", CUSTOM_LABELS[key])]
+            fields += [(key, value), (f"{key}Label", labels[key])]
     return fields
 
 
@@ -95,7 +101,7 @@ def extensions(view: EventView) -> list[tuple[str, str | None]]:
         ("outcome", mapping.outcome),
         ("suser", actor.user_email),
         ("suid", actor.user_id or actor.service_account_id),
-        *_ip_fields(view),
+        *ip_fields(view.ip, view.ip_text),
         ("requestClientApplication", actor.user_agent),
         ("duid", view.principal_id if view.principal_type == "user" else None),
         *_custom(view),
@@ -106,12 +112,22 @@ def render_cef(event: AuditEvent) -> str:
     """One CEF line (no trailing newline) for one audit event."""
     view = view_of(event)
     mapping = view.mapping
+    return cef_line(HEADER_PREFIX, event.type, mapping.title, mapping.severity_id, extensions(view))
+
+
+def cef_line(
+    prefix: str,
+    signature: str,
+    name: str,
+    severity_id: int,
+    pairs: list[tuple[str, str | None]],
+) -> str:
+    """`prefix` (vendor, product, version) + escaped header fields + the non-empty extensions."""
     header = (
-        f"{HEADER_PREFIX}{escape_header(event.type)}|{escape_header(mapping.title)}|"
-        f"{CEF_SEVERITY[mapping.severity_id]}|"
+        f"{prefix}{escape_header(signature)}|{escape_header(name)}|{CEF_SEVERITY[severity_id]}|"
     )
     parts = []
-    for key, value in extensions(view):
+    for key, value in pairs:
         escaped = escape_value(value) if value else ""
         if escaped:
             parts.append(f"{key}={escaped}")

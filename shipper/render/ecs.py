@@ -17,13 +17,14 @@ _USER_TARGET_KINDS = frozenset({"user", "service_account", "invite", "workload_i
 _GROUP_TARGET_KINDS = frozenset({"group"})
 
 
-def _obj(**fields: Any) -> JsonDict | None:
+def obj_of(**fields: Any) -> JsonDict | None:
     """An object of the fields that have a value, or None when none has (no nulls, no `{}`)."""
     found = {k: v for k, v in fields.items() if v is not None}
     return found or None
 
 
-def _dedup(*values: str | None) -> list[str] | None:
+def dedup(*values: str | None) -> list[str] | None:
+    """The distinct non-empty values in order, or None when there are none."""
     seen = list(dict.fromkeys(v for v in values if v))
     return seen or None
 
@@ -59,10 +60,10 @@ def _user(view: EventView) -> JsonDict | None:
     actor = view.actor
     target = None
     if _is_user_target(view):
-        target = _obj(id=view.target_id, email=view.target_email)
+        target = obj_of(id=view.target_id, email=view.target_email)
     elif view.principal_type == "user":
-        target = _obj(id=view.principal_id)
-    return _obj(
+        target = obj_of(id=view.principal_id)
+    return obj_of(
         id=actor.user_id,
         email=actor.user_email,
         name=actor.user_email,
@@ -73,65 +74,65 @@ def _user(view: EventView) -> JsonDict | None:
 
 def _group(view: EventView) -> JsonDict | None:
     if view.mapping.target and view.mapping.target.kind in _GROUP_TARGET_KINDS:
-        return _obj(id=view.target_id, name=view.target_name)
+        return obj_of(id=view.target_id, name=view.target_name)
     if view.principal_type == "group":
-        return _obj(id=view.principal_id)
+        return obj_of(id=view.principal_id)
     return None
 
 
 def _source(view: EventView) -> JsonDict | None:
     geo = view.geo
     raw_ip = view.raw_ip if isinstance(view.raw_ip, str) and view.raw_ip else None
-    return _obj(
+    return obj_of(
         address=raw_ip,
         ip=view.ip_text,
-        geo=_obj(
+        geo=obj_of(
             country_iso_code=geo.country,
             city_name=geo.city,
             region_name=geo.region,
             region_iso_code=geo.region_iso_code,
             location={"lat": geo.lat, "lon": geo.lon} if geo.lat is not None else None,
         ),
-        **{"as": _obj(number=geo.asn)},
+        **{"as": obj_of(number=geo.asn)},
     )
 
 
 def _related(view: EventView) -> JsonDict | None:
     actor = view.actor
-    users = _dedup(
+    users = dedup(
         actor.user_id,
         actor.user_email,
         actor.service_account_id,
         view.principal_id if view.principal_type == "user" else None,
         view.target_id if _is_user_target(view) else None,
     )
-    return _obj(ip=[view.ip_text] if view.ip_text else None, user=users)
+    return obj_of(ip=[view.ip_text] if view.ip_text else None, user=users)
 
 
 def _openai(view: EventView) -> JsonDict:
     actor = view.actor
     payload = view.payload
     target = view.mapping.target
-    found = _obj(
+    found = obj_of(
         severity=view.mapping.severity,
-        actor=_obj(
+        actor=obj_of(
             type=actor.kind,
-            api_key=_obj(id=actor.api_key_id, type=actor.api_key_kind),
-            service_account=_obj(id=actor.service_account_id),
+            api_key=obj_of(id=actor.api_key_id, type=actor.api_key_kind),
+            service_account=obj_of(id=actor.service_account_id),
             ja4=actor.ja4,
             ip_address_details=view.geo.leftover or None,
             detail=actor.extra or None,
         ),
         target=target
-        and _obj(
+        and obj_of(
             kind=target.kind,
             id=_one_or_list(view.target_ids),
             name=_one_or_list(view.target_names),
         ),
-        principal=_obj(
+        principal=obj_of(
             id=view.principal_id,
             type=view.principal_type,
-            resource=_obj(id=view.resource_id, type=view.resource_type),
+            resource=obj_of(id=view.resource_id, type=view.resource_type),
         ),
         # flattened in the template: arbitrary payloads never add fields to the mapping.
         payload=payload if isinstance(payload, dict) or payload is None else {"value": payload},
@@ -152,15 +153,15 @@ def render_ecs(event: AuditEvent) -> JsonDict:
         "event": _event(view),
         "user": _user(view),
         "group": _group(view),
-        "service": _obj(id=actor.service_account_id),
+        "service": obj_of(id=actor.service_account_id),
         "source": _source(view),
-        "user_agent": _obj(original=actor.user_agent),
-        "tls": _obj(client=_obj(ja3=actor.ja3)),
-        "error": _obj(code=code, message=message),
-        "organization": _obj(name=event.organization),
+        "user_agent": obj_of(original=actor.user_agent),
+        "tls": obj_of(client=obj_of(ja3=actor.ja3)),
+        "error": obj_of(code=code, message=message),
+        "organization": obj_of(name=event.organization),
         "cloud": {
             "provider": "openai",
-            **({"project": p} if (p := _obj(id=view.project_id, name=view.project_name)) else {}),
+            **({"project": p} if (p := obj_of(id=view.project_id, name=view.project_name)) else {}),
         },
         "observer": {"vendor": "OpenAI", "product": "Audit Logs"},
         "related": _related(view),

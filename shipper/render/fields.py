@@ -71,7 +71,8 @@ def email_domain(email: str | None) -> str | None:
     return email.rpartition("@")[2] or None
 
 
-def _text(value: Any) -> str | None:
+def clean_text(value: Any) -> str | None:
+    """A string with its edge spaces trimmed; None for an empty or non-string value."""
     if not isinstance(value, str):
         return None
     return value.strip() or None
@@ -99,17 +100,17 @@ def _asn(value: Any) -> int | None:
 
 def _convert(details: JsonDict) -> dict[str, Any]:
     """API key -> converted value, None where the value did not convert."""
-    country = _text(details.get("country"))
+    country = clean_text(details.get("country"))
     country = country.upper() if country and _COUNTRY.fullmatch(country) else None
-    code = _text(details.get("region_code"))
+    code = clean_text(details.get("region_code"))
     code = code.upper() if code and _REGION_CODE.fullmatch(code) else None
     lat = _number(details.get("latitude"), 90.0)
     lon = _number(details.get("longitude"), 180.0)
     located = lat is not None and lon is not None
     return {
         "country": country,
-        "city": _text(details.get("city")),
-        "region": _text(details.get("region")),
+        "city": clean_text(details.get("city")),
+        "region": clean_text(details.get("region")),
         "region_code": f"{country}-{code}" if country and code else None,
         "asn": _asn(details.get("asn")),
         "latitude": lat if located else None,

@@ -16,18 +16,24 @@ from shipper.render.fields import EventView, valid_email, view_of
 
 OCSF_VERSION = "1.8.0"
 _IAM = (3, "Identity & Access Management")
+_FINDINGS = (2, "Findings")
+_APPLICATION = (6, "Application Activity")
+# Every class a renderer fills (audit-log events use the IAM ones; compliance records all).
 CLASSES: dict[int, tuple[str, int, str]] = {
+    2004: ("Detection Finding", *_FINDINGS),
     3001: ("Account Change", *_IAM),
     3002: ("Authentication", *_IAM),
     3004: ("Entity Management", *_IAM),
     3005: ("User Access Management", *_IAM),
     3006: ("Group Management", *_IAM),
+    6001: ("Web Resources Activity", *_APPLICATION),
+    6003: ("API Activity", *_APPLICATION),
 }
 SEVERITIES = {0: "Unknown", 1: "Informational", 2: "Low", 3: "Medium", 4: "High", 5: "Critical"}
-_STATUS = {"success": (1, "Success"), "failure": (2, "Failure")}
+STATUS = {"success": (1, "Success"), "failure": (2, "Failure")}
 _USER_TYPES = {"user": (1, "User"), "service_account": (4, "Service")}
 # A class's required subject, when the event does not say who or what it was.
-_UNKNOWN = {"name": "Unknown"}
+UNKNOWN = {"name": "Unknown"}
 
 
 def _actor_user(view: EventView) -> JsonDict | None:
@@ -72,16 +78,16 @@ def _target_user(view: EventView) -> JsonDict:
         "email_addr": valid_email(view.target_email),
     }
     user = {k: v for k, v in user.items() if v is not None}
-    return {**user, "type_id": type_id, "type": type_name} if user else dict(_UNKNOWN)
+    return {**user, "type_id": type_id, "type": type_name} if user else dict(UNKNOWN)
 
 
 def _named(uid: str | None, name: str | None) -> JsonDict:
     found = {k: v for k, v in (("uid", uid), ("name", name)) if v is not None}
-    return found or dict(_UNKNOWN)
+    return found or dict(UNKNOWN)
 
 
 def _authentication(view: EventView, doc: JsonDict) -> None:
-    doc["user"] = _actor_user(view) or dict(_UNKNOWN)
+    doc["user"] = _actor_user(view) or dict(UNKNOWN)
     doc["service"] = {"name": "OpenAI"}
 
 
@@ -104,7 +110,7 @@ def _privileges(view: EventView, doc: JsonDict) -> None:
         doc["resources"] = [{k: v for k, v in resource.items() if v is not None}]
     if view.principal_type == "group":
         doc["class_uid"] = 3006  # same activity ids: Assign / Revoke Privileges
-        _finish_class(doc)
+        finish_class(doc)
         doc["group"] = _named(view.principal_id, None)
         doc["resource"] = doc.pop("resources", [None])[0]
         if doc["resource"] is None:
@@ -128,13 +134,13 @@ _CLASS_FILLERS: dict[int, Callable[[EventView, JsonDict], None]] = {
 
 def _classification(view: EventView) -> JsonDict:
     mapping = view.mapping
-    status_id, status = _STATUS[mapping.outcome]
+    status_id, status = STATUS[mapping.outcome]
     doc: JsonDict = {
         "class_uid": mapping.ocsf_class_uid,
         "activity_id": mapping.ocsf_activity_id,
         "activity_name": mapping.ocsf_activity_name,
     }
-    _finish_class(doc)
+    finish_class(doc)
     return doc | {
         "severity_id": mapping.severity_id,
         "severity": SEVERITIES[mapping.severity_id],
@@ -143,7 +149,7 @@ def _classification(view: EventView) -> JsonDict:
     }
 
 
-def _finish_class(doc: JsonDict) -> None:
+def finish_class(doc: JsonDict) -> None:
     """Set the attributes that follow from class_uid and activity_id."""
     class_name, category_uid, category_name = CLASSES[doc["class_uid"]]
     activity = doc["activity_name"] if doc["activity_id"] != 99 else "Other"

@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from shipper.config.secret_ref import sink_section
 from shipper.config.settings import Config, SourceSettings, read_every_secret, sink_plugins
 from shipper.errors import (
+    ConfigError,
     Interrupted,
     SinkError,
     SinksBehindError,
@@ -25,6 +27,7 @@ from shipper.pipeline.cursor_store import CursorStore, StateLock
 from shipper.pipeline.cycle import CycleReport, Pipeline, initial_high_water
 from shipper.pipeline.delivery import SinkWorker, Window
 from shipper.pipeline.orphan_cursors import warn_orphans
+from shipper.pipeline.privacy import MIN_HASH_KEY_CHARS, SinkView, sink_view
 from shipper.pipeline.sink import Sink, SinkContext, SinkSettings
 from shipper.runtime import stopping
 from shipper.runtime.metrics import HealthServer, Metrics
@@ -70,12 +73,30 @@ def create_sink(config: Config, settings: SinkSettings) -> Sink:
     return plugin.create(settings, context)
 
 
+def view_of(config: Config, settings: SinkSettings) -> SinkView | None:
+    """What the sink may see of each event (its `event_types` and `privacy` keys)."""
+    privacy = settings.privacy
+    key = None
+    if privacy is not None and privacy.hash_key is not None:
+        section = sink_section(settings.name)
+        key = privacy.hash_key.read(section, config.path)
+        if len(key.get_secret_value()) < MIN_HASH_KEY_CHARS:  # guessable, and too short to mask
+            raise ConfigError(
+                f"the key is shorter than {MIN_HASH_KEY_CHARS} characters: use a random one, "
+                "e.g. the output of `openssl rand -hex 32`",
+                path=str(config.path) if config.path else None,
+                key=f"{section}: privacy.hash_key",
+            )
+    return sink_view(settings.event_types, privacy, key)
+
+
 class OpenedSink:
     """A sink and whether it opened; one that failed to open is tried again next cycle."""
 
-    def __init__(self, name: str, sink: Sink) -> None:
+    def __init__(self, name: str, sink: Sink, view: SinkView | None = None) -> None:
         self.name = name
         self.sink = sink
+        self.view = view
         self.is_open = False
         self.worker: SinkWorker | None = None  # the last cycle's, maybe still delivering
 
@@ -102,7 +123,7 @@ def open_sinks(config: Config) -> Iterator[dict[str, OpenedSink]]:
         for settings in config.sinks:
             sink = create_sink(config, settings)
             stack.callback(sink.close)
-            sinks[settings.name] = OpenedSink(settings.name, sink)
+            sinks[settings.name] = OpenedSink(settings.name, sink, view_of(config, settings))
         yield sinks
 
 
@@ -134,6 +155,7 @@ def make_workers(
             lookback=int(source.lookback),
             source=source.name,
             metrics=metrics,
+            view=opened.view,
         )
         if opened.worker is not None and opened.worker.busy:
             # A sink is used by one thread at a time: this cycle goes on without it.

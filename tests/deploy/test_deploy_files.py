@@ -699,7 +699,16 @@ def commented_sink_blocks() -> dict[str, str]:
 
 def test_example_offers_every_built_in_sink() -> None:
     """The example shows a commented block for each sink besides the active file sink."""
-    assert set(commented_sink_blocks()) == {"syslog", "splunk_hec", "elasticsearch", "webhook"}
+    assert set(commented_sink_blocks()) == {
+        "syslog",
+        "splunk_hec",
+        "elasticsearch",
+        "webhook",
+        "sentinel",
+        "secops",
+        "datadog",
+        "sumologic",
+    }
 
 
 @pytest.mark.parametrize("kind", sorted(commented_sink_blocks()))

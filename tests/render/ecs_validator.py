@@ -1,7 +1,8 @@
 """A strict ECS 9.4 document checker, written from ecs_flat.yml, independent of the renderer.
 
 Every leaf is either an ECS field with a value of the field's type (arrays only where ECS says
-`normalize: array`), or lives under `openai.*`. `event.kind/category/type/outcome` take only
+`normalize: array`), or lives under a vendor namespace: `openai.*` (audit events) or
+`openai_chatgpt_enterprise.*` (compliance records, where Elastic's integration keeps them). `event.kind/category/type/outcome` take only
 allowed values, and every `event.type` must be expected by one of the document's categories.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 from tests.render.schemas import ECS_DIR, require
 
-VENDOR_ROOT = "openai"
+VENDOR_ROOTS = frozenset({"openai", "openai_chatgpt_enterprise"})
 _TEXT_TYPES = frozenset({"keyword", "constant_keyword", "wildcard", "match_only_text", "text"})
 _INT_TYPES = frozenset({"long", "integer", "short", "byte", "unsigned_long"})
 _FLOAT_TYPES = frozenset({"float", "double", "half_float", "scaled_float"})
@@ -79,7 +80,7 @@ def _type_ok(es_type: str, value: Any) -> bool:
 def _check_leaf(name: str, value: Any, errors: list[str]) -> None:
     spec = ecs_fields().get(name)
     if spec is None:
-        errors.append(f"{name}: not an ECS field and not under {VENDOR_ROOT}.*")
+        errors.append(f"{name}: not an ECS field and not under a vendor namespace")
         return
     es_type = spec["type"]
     if es_type in _OPAQUE_TYPES:
@@ -97,7 +98,7 @@ def _walk(prefix: str, node: dict[str, Any], errors: list[str]) -> None:
         name = f"{prefix}{key}"
         if "." in key:
             errors.append(f"{name}: dotted key (emit nested objects)")
-        if name == VENDOR_ROOT:
+        if name in VENDOR_ROOTS:
             if not isinstance(value, dict):
                 errors.append(f"{name}: the vendor namespace must be an object")
             continue

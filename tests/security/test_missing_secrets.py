@@ -115,3 +115,34 @@ def test_an_empty_secret_file_exits_2(tmp_path: Path) -> None:
     sinks = f'[[sinks]]\n{SINKS["splunk_hec"][1]}token_file = "{empty}"\n'
     config = write_config(tmp_path, config_text(DEAD + "/v1", tmp_path, sinks=sinks))
     assert_config_error(run_once(config), "token_file", "is empty")
+
+
+@pytest.mark.parametrize(("form", "written"), [("env", "hash_key_env"), ("file", "hash_key.file")])
+def test_a_missing_privacy_hash_key_exits_2_naming_the_key(
+    tmp_path: Path, form: str, written: str
+) -> None:
+    """The hash key of a sink's privacy rules is read at start-up like any secret: exit 2, key named."""
+    missing = UNSET if form == "env" else str(tmp_path / "no-such-key")
+    key = f'hash_key_env = "{missing}"' if form == "env" else f'hash_key = {{ file = "{missing}" }}'
+    sinks = (
+        f'[[sinks]]\ntype = "file"\nname = "siem"\npath = "{tmp_path}/out.jsonl"\n'
+        f'privacy = {{ hash = ["actor.session.user.email"], {key} }}\n'
+    )
+    config = write_config(tmp_path, config_text(DEAD + "/v1", tmp_path, sinks=sinks))
+    assert_config_error(
+        run_once(config), str(config), f'[[sinks]] "siem": privacy.{written}', missing
+    )
+
+
+def test_a_short_privacy_hash_key_exits_2_without_showing_it(tmp_path: Path) -> None:
+    """A hash key under 16 characters is guessable: exit 2 naming the key, the key itself unshown."""
+    key_file = tmp_path / "hash-key"
+    key_file.write_text("Sh0rtK3y\n")
+    sinks = (
+        f'[[sinks]]\ntype = "file"\nname = "siem"\npath = "{tmp_path}/out.jsonl"\n'
+        f'privacy = {{ hash = ["actor.session.user.email"], hash_key_file = "{key_file}" }}\n'
+    )
+    config = write_config(tmp_path, config_text(DEAD + "/v1", tmp_path, sinks=sinks))
+    result = run_once(config)
+    assert_config_error(result, str(config), '[[sinks]] "siem": privacy.hash_key', "16 characters")
+    assert "Sh0rtK3y" not in result.stderr + result.stdout

@@ -1,0 +1,1 @@
+"""Datadog Logs sink (`type = "datadog"`)."""

@@ -1,0 +1,1 @@
+"""Google Security Operations (Chronicle) through the Chronicle API's `logs:import` (`type = "secops"`)."""

@@ -1,0 +1,1 @@
+"""Microsoft Sentinel through the Azure Monitor Logs Ingestion API (`type = "sentinel"`)."""

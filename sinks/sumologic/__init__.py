@@ -1,0 +1,1 @@
+"""Sumo Logic HTTP source sink (`type = "sumologic"`)."""

@@ -1,0 +1,15 @@
+"""The shipped contract suite run against the Datadog sink and its loopback fake."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+from shipper.testing.contract.harness import SinkHarness
+from shipper.testing.contract.suite import SinkContractSuite
+from tests.contract import harness_datadog
+
+
+class TestDatadogSinkContract(SinkContractSuite):
+    def make_harness(self, tmp_path: Path) -> AbstractContextManager[SinkHarness]:
+        return harness_datadog.make_harness(tmp_path)
