@@ -16,6 +16,8 @@ from pydantic_core import PydanticUndefined
 from shipper.config.durations import format_duration
 from shipper.config.secret_ref import SecretRef, secret_fields
 from shipper.config.settings import (
+    AuditLogSettings,
+    ComplianceSourceSettings,
     LogSettings,
     MetricsSettings,
     SourceSettings,
@@ -94,11 +96,32 @@ def _sink_section(kind: str, model: type[SinkSettings]) -> str:
     return f'### `type = "{kind}"` (formats: {formats})\n\n{table(model, skip=own)}'
 
 
+def _compliance_section() -> str:
+    """The compliance source's keys: its own, and the shared ones it gives another default."""
+    base = SourceSettings.model_fields
+    same = frozenset(
+        name
+        for name, info in ComplianceSourceSettings.model_fields.items()
+        if name in base
+        and _default(info) == _default(base[name])
+        and info.description == base[name].description
+    )
+    intro = (
+        '### `type = "chatgpt_compliance"`\n\nThe ChatGPT Enterprise Compliance Logs Platform '
+        "(docs/sources.md). Every key of the audit log's table above that is not about its "
+        "filters (`event_types` aside: `project_ids`, `actor_ids`, `actor_emails`, "
+        "`resource_ids`, `include_tenant_events`) applies too; these are its own, or take "
+        "another default:"
+    )
+    return f"{intro}\n\n{table(ComplianceSourceSettings, skip=same)}"
+
+
 def reference() -> str:
     """The whole page: every table of the config file, one section per sink type."""
     parts = [
         INTRO,
-        "## `[source]` (or one `[[sources]]` table per organization)\n\n" + table(SourceSettings),
+        "## `[source]` (or one `[[sources]]` table per organization)\n\n" + table(AuditLogSettings),
+        _compliance_section(),
         "## `[state]`\n\n" + table(StateSettings),
         "## `[log]`\n\n" + table(LogSettings),
         "## `[metrics]`\n\n" + table(MetricsSettings),

@@ -16,7 +16,7 @@ import email.utils
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tenacity import (
     RetryCallState,
@@ -27,8 +27,12 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from shipper.errors import RetryableResponseError
 from shipper.runtime import stopping
 from shipper.secrets import redact
+
+if TYPE_CHECKING:
+    from shipper.runtime.metrics import Metrics
 
 MAX_RETRY_AFTER = 300.0
 
@@ -89,6 +93,17 @@ def log_retry(logger: Any, state: RetryCallState, reason: str | None = None) -> 
         wait=None if wait is None else round(float(wait), 3),
         reason=redact(reason),
     )
+
+
+def note_source_retry(
+    logger: Any, state: RetryCallState, metrics: Metrics | None, source: str
+) -> None:
+    """A source's request is retried: counted by cause (`shipper_api_retries`) and logged."""
+    exc = state.outcome.exception() if state.outcome else None
+    if metrics is not None:
+        cause = exc.cause if isinstance(exc, RetryableResponseError) else "other"
+        metrics.retries.labels(source, cause).inc()
+    log_retry(logger, state)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

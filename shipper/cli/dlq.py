@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from shipper.cli.exit_codes import ExitCode
-from shipper.config.settings import Config, SourceSettings, load_config
+from shipper.config.settings import ComplianceSourceSettings, Config, SourceSettings, load_config
 from shipper.errors import ConfigError, LockHeldError, StateDamagedError
 from shipper.model.event import AuditEvent
 from shipper.pipeline import deadletter
@@ -32,6 +32,7 @@ from shipper.runtime.app import create_sink, view_of
 from shipper.runtime.durable_files import atomic_write
 from shipper.source import quarantine
 from shipper.source.audit_log.parse import Defect, parse_entry
+from shipper.source.chatgpt_compliance.records import reread_quarantined
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +195,14 @@ def list_quarantine(config: Config, source: SourceSettings, *, as_json: bool) ->
     return ExitCode.OK
 
 
+def _reread(source: SourceSettings, entry: quarantine.Entry) -> AuditEvent | Defect:
+    """A quarantined entry read again the way its source reads one."""
+    if isinstance(source, ComplianceSourceSettings):
+        event_type = source.selected_event_types[0]
+        return reread_quarantined(entry.raw, entry.doc, event_type, source.organization)
+    return parse_entry(entry.raw, source.organization)
+
+
 def replay_quarantine(config: Config, source: SourceSettings) -> int:
     """Re-read every quarantined entry; deliver the readable ones to every sink, keep the rest.
 
@@ -206,7 +215,7 @@ def replay_quarantine(config: Config, source: SourceSettings) -> int:
         if not entries:
             print(f"nothing to replay: {path} is empty or absent")
             return ExitCode.OK
-        parsed = [(entry, parse_entry(entry.raw, source.organization)) for entry in entries]
+        parsed = [(entry, _reread(source, entry)) for entry in entries]
         events = [event for _, event in parsed if not isinstance(event, Defect)]
         if events:
             for settings in config.sinks:

@@ -10,7 +10,12 @@ from typing import Any
 import orjson
 
 from shipper.cli.exit_codes import ExitCode
-from shipper.config.settings import Config, SourceSettings, load_config
+from shipper.config.settings import (
+    ComplianceSourceSettings,
+    Config,
+    SourceSettings,
+    load_config,
+)
 from shipper.model.event import rfc3339
 from shipper.pipeline import deadletter
 from shipper.pipeline.cursor_store import CursorStore
@@ -56,8 +61,14 @@ def _source(config: Config, source: SourceSettings, now: float) -> dict[str, Any
             }
         )
     kept = quarantine.default_path(config.state.dir, source.name)
+    # A compliance source runs one pipeline per event type: each has its own cursors and lag.
+    event_type = (
+        source.selected_event_types[0] if isinstance(source, ComplianceSourceSettings) else None
+    )
     return {
         "source": source.name,
+        "type": source.type,
+        "event_type": event_type,
         "organization": source.organization,
         "base_url": source.base_url,
         "lookback_seconds": int(source.lookback),
@@ -72,6 +83,7 @@ def _text(doc: dict[str, Any]) -> str:
     lines = [f"state directory: {doc['state_dir']}"]
     for source in doc["sources"]:
         org = f", organization {source['organization']}" if source["organization"] else ""
+        org += f", event type {source['event_type']}" if source["event_type"] else ""
         lines += [
             "",
             f"source {source['source']} ({source['base_url']}{org})",

@@ -9,14 +9,24 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import ipaddress
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from shipper.config.durations import Duration
 from shipper.config.inline_secrets import guard_inline_secrets
@@ -30,6 +40,8 @@ from shipper.config.secret_ref import (
 from shipper.errors import ConfigError
 from shipper.pipeline.sink import SinkPlugin, SinkSettings
 from shipper.source.audit_log.event_types import split_by_scope
+from shipper.source.chatgpt_compliance.event_types import DEFAULT_EVENT_TYPES
+from shipper.source.chatgpt_compliance.event_types import ScopeKind as ComplianceScope
 
 SINK_ENTRY_POINT_GROUP = "shipper.sinks"
 
@@ -49,12 +61,12 @@ def is_loopback_url(url: str) -> bool:
 
 
 class SourceSettings(_Strict, SecretFields):
-    """`[source]`: where and what to read."""
+    """The keys every `[source]` has, whatever its type; each type's table adds its own.
 
-    type: Literal["audit_log"] = Field(
-        default="audit_log",
-        description="Which source: audit_log (the organization's audit log, with an admin key).",
-    )
+    The pipeline and the runtime read only these (`shipper.pipeline.cycle`, `shipper.runtime`).
+    """
+
+    type: str = Field(default="audit_log", description="Which source (see each source's table).")
     name: str = Field(
         default="default",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
@@ -87,17 +99,6 @@ class SourceSettings(_Strict, SecretFields):
     retention: Duration = Field(
         default=30 * 86400.0,
         description="How long the API is assumed to keep events; a sink further behind is reported loudly.",
-    )
-    event_types: list[str] = Field(
-        default_factory=list,
-        description="Only these event types (tenant-scoped ones need include_tenant_events).",
-    )
-    project_ids: list[str] = Field(default_factory=list, description="Only these projects.")
-    actor_ids: list[str] = Field(default_factory=list, description="Only these actors.")
-    actor_emails: list[str] = Field(default_factory=list, description="Only these actor emails.")
-    resource_ids: list[str] = Field(default_factory=list, description="Only these targets.")
-    include_tenant_events: bool = Field(
-        default=True, description="Also make the tenant_only=true pass (tenant-scoped event types)."
     )
     page_size: int = Field(default=100, ge=1, le=100, description="Events per API page (limit).")
     concurrency: int = Field(
@@ -140,13 +141,33 @@ class SourceSettings(_Strict, SecretFields):
             raise ValueError(f"base_url must be http(s), not {self.base_url!r}")
         if scheme == "http" and not is_loopback_url(self.base_url) and not self.allow_plain_http:
             raise ValueError(
-                "base_url uses plain http to a non-loopback host: the admin key would travel in "
+                "base_url uses plain http to a non-loopback host: the API key would travel in "
                 "clear text (set allow_plain_http = true only if you really mean it)"
             )
         return self
 
+
+class AuditLogSettings(SourceSettings):
+    """`[source]` with `type = "audit_log"` (the default): the organization's audit log."""
+
+    type: Literal["audit_log"] = Field(
+        default="audit_log",
+        description="Which source: audit_log (the organization's audit log, with an admin key).",
+    )
+    event_types: list[str] = Field(
+        default_factory=list,
+        description="Only these event types (tenant-scoped ones need include_tenant_events).",
+    )
+    project_ids: list[str] = Field(default_factory=list, description="Only these projects.")
+    actor_ids: list[str] = Field(default_factory=list, description="Only these actors.")
+    actor_emails: list[str] = Field(default_factory=list, description="Only these actor emails.")
+    resource_ids: list[str] = Field(default_factory=list, description="Only these targets.")
+    include_tenant_events: bool = Field(
+        default=True, description="Also make the tenant_only=true pass (tenant-scoped event types)."
+    )
+
     @model_validator(mode="after")
-    def _event_types_have_their_pass(self) -> SourceSettings:
+    def _event_types_have_their_pass(self) -> AuditLogSettings:
         tenant = split_by_scope(self.event_types)[1]
         if tenant and not self.include_tenant_events:
             raise ValueError(
@@ -154,6 +175,137 @@ class SourceSettings(_Strict, SecretFields):
                 "tenant_only pass returns: set include_tenant_events = true or remove them"
             )
         return self
+
+
+_WORKSPACE_ID = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+_ORGANIZATION_ID = re.compile(r"^org-[A-Za-z0-9_-]+$")
+_EVENT_TYPE_NAME = re.compile(r"^[A-Za-z0-9_]{1,40}$")
+_SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class ComplianceSourceSettings(SourceSettings):
+    """`[source]` with `type = "chatgpt_compliance"`: the ChatGPT Enterprise Compliance Logs
+    Platform (log files per event type). Each event type is read by a pipeline of its own, with
+    its own cursors, named `<name>.<EVENT_TYPE>` (see docs/sources.md)."""
+
+    type: Literal["chatgpt_compliance"] = Field(
+        default="chatgpt_compliance",
+        description="Which source: chatgpt_compliance (ChatGPT Enterprise Compliance Logs Platform).",
+    )
+    base_url: str = Field(
+        default="https://api.chatgpt.com/v1/compliance",
+        description="Compliance API base URL (no government host is known: set it if yours differs).",
+    )
+    api_key: SecretRef = Field(
+        default_factory=lambda: SecretRef(env="OPENAI_COMPLIANCE_KEY"),
+        description="A Compliance API key with read scope, or a workspace Admin key with read permission per log category.",
+    )
+    scope: str = Field(
+        description='Whose logs: "workspaces/<workspace uuid>" or "organizations/org-...".',
+    )
+    event_types: list[str] | None = Field(
+        default=None,
+        description="Event types to export; default the scope's types without content (workspaces: AUDIT_LOG, AUTH_LOG, APP_AUTH_LOG, CODEX_SECURITY_LOG; organizations: COSTS). Content-bearing types (CONVERSATION_MESSAGE, APP_LOG, CODEX_LOG, CUSTOM_AGENTS_LOG) only when named.",
+    )
+    poll_interval: Duration = Field(
+        default=300.0, description="Pause between cycles in follow mode."
+    )
+    lookback: Duration = Field(
+        default=3600.0,
+        description="How late a log file may be published behind the newest one and still be delivered.",
+    )
+    max_file_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024,
+        description="Largest log file downloaded (decoded); a larger one fails its event type's cycle.",
+    )
+    download_deadline: Duration = Field(
+        default=900.0, description="Longest one log file download may take, whatever the peer does."
+    )
+
+    @field_validator("scope")
+    @classmethod
+    def _scope(cls, value: str) -> str:
+        kind, sep, ident = value.partition("/")
+        if not sep or kind not in ("workspaces", "organizations"):
+            raise ValueError(
+                f'expected "workspaces/<uuid>" or "organizations/org-...", got {value!r}'
+            )
+        if any(c in ident for c in "/\\") or ident in (".", "..") or "." in ident:
+            raise ValueError(f"the id in {value!r} may not contain '/', '\\' or '.'")
+        if kind == "workspaces" and not _WORKSPACE_ID.match(ident):
+            raise ValueError(f"a workspace id is a UUID, got {ident!r}")
+        if kind == "organizations" and not _ORGANIZATION_ID.match(ident):
+            raise ValueError(
+                f"an organization id is org- followed by letters/digits, got {ident!r}"
+            )
+        return value
+
+    @field_validator("event_types")
+    @classmethod
+    def _event_type_names(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("name at least one event type (or leave the key out)")
+        if bad := [t for t in value if not _EVENT_TYPE_NAME.match(t)]:
+            raise ValueError(f"not event type names: {', '.join(map(repr, bad))}")
+        if dupes := sorted({t for t in value if value.count(t) > 1}):
+            raise ValueError(f"named twice: {', '.join(dupes)}")
+        return value
+
+    @model_validator(mode="after")
+    def _names_fit(self) -> ComplianceSourceSettings:
+        for event_type in self.selected_event_types:
+            if not _SOURCE_NAME.match(f"{self.name}.{event_type}"):
+                raise ValueError(
+                    f"name {self.name!r} is too long: each event type's pipeline is named "
+                    f"{self.name}.{event_type}, at most 64 characters"
+                )
+        return self
+
+    @property
+    def scope_kind(self) -> ComplianceScope:
+        return "organizations" if self.scope.startswith("organizations/") else "workspaces"
+
+    @property
+    def selected_event_types(self) -> list[str]:
+        """The event types named, or the scope's defaults (no content-bearing type)."""
+        if self.event_types is not None:
+            return list(self.event_types)
+        return list(DEFAULT_EVENT_TYPES[self.scope_kind])
+
+    def per_event_type(self) -> list[ComplianceSourceSettings]:
+        """One source per event type, `<name>.<EVENT_TYPE>`: each has its own cursors, so a
+        type whose grant is missing fails alone."""
+        return [
+            self.model_copy(update={"name": f"{self.name}.{t}", "event_types": [t]})
+            for t in self.selected_event_types
+        ]
+
+
+def _source_type(value: Any) -> str:
+    """The `type` a source table names; a table without one is the audit log."""
+    kind = value.get("type", "audit_log") if isinstance(value, dict) else value.type
+    return str(kind)
+
+
+# What a `[source]` or `[[sources]]` table is, by its `type`.
+SOURCE_MODELS: dict[str, type[SourceSettings]] = {
+    "audit_log": AuditLogSettings,
+    "chatgpt_compliance": ComplianceSourceSettings,
+}
+AnySource = Annotated[
+    Annotated[AuditLogSettings, Tag("audit_log")]
+    | Annotated[ComplianceSourceSettings, Tag("chatgpt_compliance")],
+    Discriminator(
+        _source_type,
+        custom_error_type="source_type",
+        custom_error_message=f"unknown source type (known: {', '.join(SOURCE_MODELS)})",
+    ),
+]
 
 
 class StateSettings(_Strict):
@@ -213,8 +365,8 @@ class Config(_Strict):
     (managed security providers), each with its own name, key, organization label and state.
     """
 
-    source: SourceSettings | None = None
-    sources: list[SourceSettings] = Field(default_factory=list)
+    source: AnySource | None = None
+    sources: list[AnySource] = Field(default_factory=list)
     state: StateSettings = Field(default_factory=StateSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
@@ -225,20 +377,41 @@ class Config(_Strict):
     def _one_way_to_name_sources(self) -> Config:
         if (self.source is None) == (not self.sources):
             raise ValueError("give exactly one of [source] or [[sources]]")
-        names = [s.name for s in self.all_sources]
+        # A compliance source's per-type names share the namespace (they name state directories).
+        names = [s.name for s in self.configured_sources] + [
+            sub.name
+            for s in self.configured_sources
+            if isinstance(s, ComplianceSourceSettings)
+            for sub in s.per_event_type()
+        ]
         if dupes := sorted({n for n in names if names.count(n) > 1}):
             raise ValueError(f"source names must be unique: {', '.join(dupes)}")
         return self
 
     @property
-    def all_sources(self) -> list[SourceSettings]:
+    def configured_sources(self) -> list[SourceSettings]:
+        """The source tables as written."""
         return [self.source] if self.source is not None else list(self.sources)
+
+    @property
+    def all_sources(self) -> list[SourceSettings]:
+        """The sources that run, each with its own pipeline and state: a compliance source is
+        one per event type (`<name>.<EVENT_TYPE>`)."""
+        expanded: list[SourceSettings] = []
+        for source in self.configured_sources:
+            if isinstance(source, ComplianceSourceSettings):
+                expanded.extend(source.per_event_type())
+            else:
+                expanded.append(source)
+        return expanded
 
 
 def read_every_secret(config: Config) -> None:
     """Read each secret the config names, at start-up: one missing is a config error (exit 2)
     naming the file, the table and the key, before any state is touched."""
-    owners: list[tuple[str, BaseModel]] = [(source_section(s.name), s) for s in config.all_sources]
+    owners: list[tuple[str, BaseModel]] = [
+        (source_section(s.name), s) for s in config.configured_sources
+    ]
     owners += [(sink_section(s.name), s) for s in config.sinks]
     for section, settings in owners:
         for ref in secret_refs(settings):
@@ -280,6 +453,8 @@ def sink_plugins() -> Mapping[str, SinkPlugin]:
 def _loc(prefix: str, loc: tuple[Any, ...]) -> str:
     key = prefix
     for part in loc:
+        if part in SOURCE_MODELS:  # the union's tag, not a key of the file
+            continue
         key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
     return key
 
@@ -289,6 +464,8 @@ def _raise_validation(exc: ValidationError, path: str, prefix: str = "") -> None
     for err in exc.errors():
         key = _loc(prefix, tuple(err["loc"]))
         message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        if err["type"] == "source_type":
+            key = _loc(key, ("type",))
         problems.append(f"{key}: {message}")
     raise ConfigError("; ".join(problems), path=path) from None
 

@@ -168,12 +168,17 @@ def read_capped(response: httpx.Response, cap: int) -> bytes:
     refused without ever holding more than the cap (httpx inflates a whole network read at once:
     64 KiB of gzip can be 64 MiB). A body that does not inflate is an `httpx.DecodingError`.
     """
+    return b"".join(iter_capped(response, cap))
+
+
+def iter_capped(response: httpx.Response, cap: int) -> Iterator[bytes]:
+    """The decoded body of a streamed `response` chunk by chunk (for a body too large to hold,
+    such as a log file); `ResponseTooLarge` as soon as it passes `cap`, as `read_capped`."""
     encoding = response.headers.get("content-encoding", "").strip().lower()
     if encoding in ("gzip", "x-gzip", "deflate"):
         pieces = _inflate(response.iter_raw())
     else:
         pieces = response.iter_bytes()
-    chunks: list[bytes] = []
     size = 0
     for chunk in pieces:
         size += len(chunk)
@@ -183,8 +188,7 @@ def read_capped(response: httpx.Response, cap: int) -> bytes:
                 f"HTTP {response.status_code}: the response body{how} is larger than "
                 f"{cap} bytes decoded; refused (max_response_bytes)"
             )
-        chunks.append(chunk)
-    return b"".join(chunks)
+        yield chunk
 
 
 _INFLATE_STEP = 256 * 1024

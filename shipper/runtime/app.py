@@ -34,6 +34,7 @@ from shipper.runtime.metrics import HealthServer, Metrics
 from shipper.secrets import SecretUnavailableError
 from shipper.source import quarantine
 from shipper.source.audit_log.client import admin_key_client
+from shipper.source.chatgpt_compliance.source import compliance_client
 from shipper.source.contract import Source
 from shipper.source.quarantine import Quarantine
 
@@ -59,7 +60,11 @@ def _cycle_could_not_run(failure: BaseException) -> bool:
 
 
 # Each `[source]` type and how to connect to it (see `shipper.source.contract`).
-SOURCE_TYPES: dict[str, ClientFactory] = {"audit_log": admin_key_client}
+# A compliance source runs as one source per event type (`Config.all_sources`).
+SOURCE_TYPES: dict[str, ClientFactory] = {
+    "audit_log": admin_key_client,
+    "chatgpt_compliance": compliance_client,
+}
 
 
 def connect_source(settings: SourceSettings, metrics: Metrics | None = None) -> Source:

@@ -39,12 +39,15 @@ def default_path(state_dir: Path, source: str) -> Path:
 
 @dataclass(frozen=True, slots=True)
 class Listed:
-    """Where a page was listed: its window, its pass and the API's request id."""
+    """Where a page was listed: its window, its pass and the API's request id; for a source
+    read in parts, the part (the compliance source's log file id)."""
 
     start: int
     end: int
     tenant_only: bool
     request_id: str | None
+    part: str | None = None
+    part_time: int | None = None  # the part's cursor time, which its records are dated at
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,8 @@ def record(source: str, defect: Defect, listed: Listed, now: float) -> bytes:
         "reason": redact(defect.reason),
         "event_id": defect.id,
     }
+    if listed.part is not None:
+        doc["part"], doc["part_time"] = listed.part, listed.part_time
     try:
         doc["raw"] = defect.raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from shipper.config.settings import SourceSettings, load_config
+from shipper.config.settings import AuditLogSettings, load_config
 from shipper.emulator import Emulator, Fault, generate_events, is_tenant_scoped
 from shipper.emulator.stats import Stats
 from shipper.http.guard import environment_proxy
@@ -73,7 +73,7 @@ def emu() -> Iterator[Emulator]:
 
 
 def client(emu: Emulator, sleep: Any = lambda _: None, **overrides: Any) -> AuditLogClient:
-    settings = SourceSettings(base_url=emu.base_url, retry_max_attempts=3, **overrides)
+    settings = AuditLogSettings(base_url=emu.base_url, retry_max_attempts=3, **overrides)
     return AuditLogClient(settings, SecretStr(KEY), sleep=sleep)
 
 

@@ -131,7 +131,7 @@ def test_without_a_date_header_the_local_clock_alone_bounds_the_cycle() -> None:
     per cycle, not an error."""
     from pydantic import SecretStr
 
-    from shipper.config.settings import SourceSettings
+    from shipper.config.settings import AuditLogSettings
     from shipper.source.audit_log.client import AuditLogClient
 
     empty: dict[str, object] = {
@@ -142,7 +142,7 @@ def test_without_a_date_header_the_local_clock_alone_bounds_the_cycle() -> None:
         "has_more": False,
     }
     transport = httpx.MockTransport(lambda _: httpx.Response(200, json=empty))
-    settings = SourceSettings(base_url="http://127.0.0.1:9/v1")
+    settings = AuditLogSettings(base_url="http://127.0.0.1:9/v1")
     client = AuditLogClient(settings, SecretStr(KEY), transport=transport)
     try:
         with capture_logs() as logs:

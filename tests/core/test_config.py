@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shipper.config.settings import load_config, parse_config
+from shipper.config.settings import AuditLogSettings, load_config, parse_config
 from shipper.errors import ConfigError
 
 MINIMAL = """
@@ -32,6 +32,7 @@ def test_minimal_config_with_defaults(tmp_path: Path) -> None:
     """The documented keys load, durations become seconds, defaults fill the rest."""
     config = load_config(write(tmp_path, MINIMAL))
     source = config.all_sources[0]
+    assert isinstance(source, AuditLogSettings)
     assert source.lookback == 600 and source.poll_interval == 90
     assert source.api_key.env == "OPENAI_ADMIN_KEY"
     assert source.include_tenant_events is True

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from shipper.cli.exit_codes import ExitCode, exit_code_of_run
-from shipper.config.settings import SourceSettings, load_config
+from shipper.config.settings import AuditLogSettings, load_config
 from shipper.emulator import Emulator, generate_events
 from shipper.emulator.stats import Stats
 from shipper.model.event import AuditEvent
@@ -103,7 +103,7 @@ class GatedClient:
 def gated_run(tmp_path: Path) -> Iterator[tuple[GatedClient, threading.Thread, Path]]:
     lanes = 3
     client = GatedClient(lanes)
-    settings = SourceSettings(
+    settings = AuditLogSettings(
         base_url="http://127.0.0.1:9", concurrency=lanes, window_max_events=100, page_size=10
     )
     out = tmp_path / "out.jsonl"

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from shipper.cli.exit_codes import ExitCode, exit_code_of_run
-from shipper.config.settings import SourceSettings, load_config
+from shipper.config.settings import AuditLogSettings, load_config
 from shipper.emulator import Emulator, generate_events, is_tenant_scoped
 from shipper.emulator.events import Event
 from shipper.errors import SourceRefusedError
@@ -107,7 +107,7 @@ def test_every_filter_mix_delivers_exactly_the_matching_events(
 
 
 def _client(emulator: Emulator, **overrides: Any) -> AuditLogClient:
-    settings = SourceSettings(base_url=emulator.base_url, retry_max_attempts=2, **overrides)
+    settings = AuditLogSettings(base_url=emulator.base_url, retry_max_attempts=2, **overrides)
     return AuditLogClient(settings, SecretStr(KEY), sleep=lambda _: None)
 
 

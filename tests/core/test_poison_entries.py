@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 
 from shipper.cli.exit_codes import ExitCode, exit_code_of_run
 from shipper.cli.main import main
-from shipper.config.settings import Config, SourceSettings, load_config
+from shipper.config.settings import AuditLogSettings, Config, load_config
 from shipper.emulator import Emulator, generate_events
 from shipper.errors import SourceUnavailableError
 from shipper.runtime import app
@@ -197,7 +197,9 @@ def test_events_outside_the_window_asked_for_are_delivered_and_counted(
 
 
 def _client(url: str, metrics: Metrics | None = None, **overrides: object) -> AuditLogClient:
-    settings = SourceSettings(base_url=f"{url}/v1", page_size=4, retry_max_attempts=3, **overrides)
+    settings = AuditLogSettings(
+        base_url=f"{url}/v1", page_size=4, retry_max_attempts=3, **overrides
+    )
     return AuditLogClient(settings, SecretStr(KEY), sleep=lambda _: None, metrics=metrics)
 
 

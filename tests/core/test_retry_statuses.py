@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from pydantic import SecretStr
 
-from shipper.config.settings import SourceSettings
+from shipper.config.settings import AuditLogSettings
 from shipper.emulator import Emulator, Fault
 from shipper.emulator.faults import FaultKind
 from shipper.errors import SourceRefusedError
@@ -115,7 +115,7 @@ def test_the_source_retries_by_its_set_against_the_emulator(kind: FaultKind, ret
     """A 409 from the API is retried and then succeeds; a 400 is refused at once."""
     with Emulator(api_key=KEY, events=[]) as emu:
         emu.inject(Fault(kind=kind))
-        settings = SourceSettings(base_url=emu.base_url, retry_max_attempts=3)
+        settings = AuditLogSettings(base_url=emu.base_url, retry_max_attempts=3)
         source = AuditLogClient(settings, SecretStr(KEY), sleep=lambda _: None)
         try:
             if retried:

@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from shipper.config.settings import SourceSettings
+from shipper.config.settings import AuditLogSettings
 from shipper.emulator import Emulator, Fault, is_tenant_scoped
 from shipper.errors import SourceRefusedError, SourceUnavailableError
 from shipper.pipeline.windows import WindowOverflowError
@@ -28,7 +28,7 @@ def _close_clients() -> Iterator[None]:
 
 
 def client(emu: Emulator, key: str = KEY, **overrides: Any) -> AuditLogClient:
-    settings = SourceSettings(
+    settings = AuditLogSettings(
         **{"base_url": emu.base_url, "retry_max_attempts": 4, "request_timeout": 2.0, **overrides}
     )
     made = AuditLogClient(settings, SecretStr(key), sleep=lambda _: None)
@@ -96,7 +96,7 @@ def test_retry_after_is_honoured() -> None:
     with Emulator(api_key=KEY, events=[]) as emu:
         emu.inject(Fault(kind="429", retry_after="3"))
         slept: list[float] = []
-        settings = SourceSettings(base_url=emu.base_url)
+        settings = AuditLogSettings(base_url=emu.base_url)
         c = AuditLogClient(settings, SecretStr(KEY), sleep=slept.append)
         _open.append(c)
         c.fetch_window(T0 - 60, T0)
@@ -161,7 +161,7 @@ def test_a_429_lowers_the_requests_in_flight_and_clean_answers_restore_them(
     from shipper.runtime.metrics import Metrics
 
     metrics = Metrics()
-    settings = SourceSettings(base_url=emulator.base_url, concurrency=4, retry_max_attempts=4)
+    settings = AuditLogSettings(base_url=emulator.base_url, concurrency=4, retry_max_attempts=4)
     c = AuditLogClient(settings, SecretStr(KEY), sleep=lambda _: None, metrics=metrics)
     _open.append(c)
 

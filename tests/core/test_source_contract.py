@@ -10,7 +10,7 @@ import orjson
 from pydantic import SecretStr
 
 from shipper.cli.exit_codes import ExitCode, exit_code_of_run
-from shipper.config.settings import SourceSettings, load_config
+from shipper.config.settings import AuditLogSettings, SourceSettings, load_config
 from shipper.model.event import AuditEvent
 from shipper.pipeline.windows import Found, assemble, overflow_error
 from shipper.runtime import app
@@ -80,7 +80,7 @@ class ListSource:
 
 def test_the_audit_log_client_implements_the_source_contract() -> None:
     """AuditLogClient is one implementation of Source (checked statically by mypy, here at run time)."""
-    client = AuditLogClient(SourceSettings(), SecretStr(KEY))
+    client = AuditLogClient(AuditLogSettings(), SecretStr(KEY))
     try:
         assert isinstance(client, Source)
     finally:
@@ -89,8 +89,8 @@ def test_the_audit_log_client_implements_the_source_contract() -> None:
 
 def test_a_source_type_is_chosen_from_the_config() -> None:
     """`[source] type` picks the client; "audit_log" (the default) is the audit-log client."""
-    assert SourceSettings().type == "audit_log"
-    assert set(app.SOURCE_TYPES) == {"audit_log"}
+    assert AuditLogSettings().type == "audit_log"
+    assert set(app.SOURCE_TYPES) == {"audit_log", "chatgpt_compliance"}
 
 
 def test_a_second_source_runs_through_the_pipeline_to_a_file_sink(

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from shipper.cli.exit_codes import ExitCode, exit_code_of_run
-from shipper.config.settings import SourceSettings, load_config
+from shipper.config.settings import AuditLogSettings, SourceSettings, load_config
 from shipper.emulator import Emulator, generate_events
 from shipper.runtime import app
 from shipper.runtime.metrics import Metrics
@@ -178,6 +178,7 @@ def test_a_crashing_cycle_is_logged_with_its_traceback_counted_and_retried_with_
     transport = CrashingTransport(metrics, cycles=3)
 
     def client(settings: SourceSettings, m: Metrics | None) -> AuditLogClient:
+        assert isinstance(settings, AuditLogSettings)
         return AuditLogClient(settings, SecretStr(KEY), transport=transport, metrics=m)
 
     config = load_config(write_config(tmp_path, config_text(emulator.base_url, tmp_path)))

@@ -189,14 +189,14 @@ def test_api_latency_and_retry_causes_are_measured(emulator: Emulator) -> None:
     """Every API request lands in the latency histogram; retries are counted by their cause."""
     from pydantic import SecretStr
 
-    from shipper.config.settings import SourceSettings
+    from shipper.config.settings import AuditLogSettings
     from shipper.emulator import Fault
     from shipper.source.audit_log.client import AuditLogClient
 
     metrics = Metrics()
     emulator.inject(Fault(kind="timeout", delay=1.5))
     emulator.inject(Fault(kind="503"))
-    settings = SourceSettings(base_url=emulator.base_url, request_timeout=0.5)
+    settings = AuditLogSettings(base_url=emulator.base_url, request_timeout=0.5)
     client = AuditLogClient(settings, SecretStr(KEY), sleep=lambda _: None, metrics=metrics)
     try:
         client.fetch_window(T0 - 3600, T0)

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from structlog.testing import capture_logs
 from structlog.typing import EventDict
 
-from shipper.config.settings import SourceSettings
+from shipper.config.settings import AuditLogSettings
 from shipper.emulator import Emulator, Fault
 from shipper.errors import SinkRetryableError
 from shipper.pipeline.sink import SinkContext
@@ -55,7 +55,7 @@ def test_the_source_writes_retrying_with_the_shared_fields() -> None:
     sleeps = Sleeps()
     with Emulator(api_key=KEY, events=[]) as emu, capture_logs() as logs:
         emu.inject(Fault(kind="503"))
-        settings = SourceSettings(base_url=emu.base_url, retry_max_attempts=3)
+        settings = AuditLogSettings(base_url=emu.base_url, retry_max_attempts=3)
         source = AuditLogClient(settings, SecretStr(KEY), sleep=sleeps)
         try:
             source.page([("limit", "1")])

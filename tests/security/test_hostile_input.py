@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from shipper.config.settings import SourceSettings, load_config, parse_config
+from shipper.config.settings import AuditLogSettings, load_config, parse_config
 from shipper.emulator import generate_events
 from shipper.errors import ConfigError, SourceUnavailableError
 from shipper.model.event import AuditEvent, normalize
@@ -79,7 +79,7 @@ def paging_client(pages: list[dict[str, Any]]) -> AuditLogClient:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=orjson.dumps(next(served)))
 
-    settings_ = SourceSettings(
+    settings_ = AuditLogSettings(
         base_url="https://api.example.test/v1", retry_max_attempts=2, include_tenant_events=False
     )
     return AuditLogClient(

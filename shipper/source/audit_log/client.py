@@ -23,7 +23,7 @@ from pydantic import SecretStr
 from tenacity import RetryCallState
 
 from shipper.config.secret_ref import source_section
-from shipper.config.settings import SourceSettings
+from shipper.config.settings import AuditLogSettings, SourceSettings
 from shipper.errors import (
     RetryableResponseError,
     SourceError,
@@ -34,7 +34,7 @@ from shipper.model.event import AuditEvent
 from shipper.pipeline.windows import Found, WindowOverflowError, assemble, overflow_error
 from shipper.retry import (
     RetryPolicy,
-    log_retry,
+    note_source_retry,
     parse_retry_after,
     retryable_statuses,
     retrying,
@@ -43,8 +43,8 @@ from shipper.runtime import stopping
 from shipper.runtime.logs import source_logger
 from shipper.runtime.metrics import Metrics
 from shipper.secrets import redact
+from shipper.source.api_get import Getter, HttpxGetter, TransportFailure
 from shipper.source.audit_log.event_types import split_by_scope, unknown_event_types
-from shipper.source.audit_log.http import Getter, HttpxGetter, TransportFailure
 from shipper.source.audit_log.parse import Page, error_message, parse_page
 from shipper.source.inflight import Answer, InFlightLimit
 from shipper.source.quarantine import Listed, Quarantine
@@ -66,7 +66,7 @@ CLOCK_SKEW_WARNING = 10.0  # seconds; the Date header's own resolution is one
 Params = list[tuple[str, str]]
 
 
-def _refusal(status: int, api_message: str | None, settings: SourceSettings) -> str:
+def _refusal(status: int, api_message: str | None, settings: AuditLogSettings) -> str:
     detail = f" The API said: {redact(api_message)}" if api_message else ""
     ref = settings.api_key
     where = f"file {ref.file}" if ref.file else f"${ref.env}"
@@ -92,7 +92,7 @@ class AuditLogClient:
 
     def __init__(
         self,
-        settings: SourceSettings,
+        settings: AuditLogSettings,
         api_key: SecretStr,
         *,
         transport: httpx.BaseTransport | None = None,
@@ -308,11 +308,7 @@ class AuditLogClient:
 
     def _note_retry(self, state: RetryCallState) -> None:
         self.retries += 1
-        exc = state.outcome.exception() if state.outcome else None
-        if self.metrics is not None:
-            cause = exc.cause if isinstance(exc, RetryableResponseError) else "other"
-            self.metrics.retries.labels(self.settings.name, cause).inc()
-        log_retry(self._log, state)
+        note_source_retry(self._log, state, self.metrics, self.settings.name)
 
     def page(self, params: Params, organization: str | None = None) -> Page:
         """One page, retried per the policy; `SourceUnavailableError` once it is exhausted."""
@@ -535,5 +531,7 @@ class AuditLogClient:
 
 def admin_key_client(settings: SourceSettings, metrics: Metrics | None = None) -> AuditLogClient:
     """The audit-log source of `[source] type = "audit_log"`, with the admin key it names."""
+    if not isinstance(settings, AuditLogSettings):
+        raise TypeError(f"not audit-log settings: type {settings.type!r}")
     key = settings.api_key.read(source_section(settings.name))
     return AuditLogClient(settings, key, metrics=metrics)

@@ -1,8 +1,9 @@
-"""The audit-log client's HTTP: one kind of request, a GET of one page, over httpx.
+"""An API client's HTTP: one kind of request, an authenticated GET of one page, over httpx.
 
-Kept behind a tiny interface so the client's retry logic sees one shape of answer and one kind
-of failure, and so tests can hand in any `httpx.BaseTransport` (`httpx.MockTransport`).
-Redirects are never followed (they would carry the admin key elsewhere). Every GET ends by its
+Used by every source (the audit log's pages, the compliance source's listings and download
+redirects). Kept behind a tiny interface so a client's retry logic sees one shape of answer and
+one kind of failure, and so tests can hand in any `httpx.BaseTransport`.
+Redirects are never followed here (they would carry the key elsewhere). Every GET ends by its
 deadline and its body is capped (`shipper.http.guard`); every httpx error is a `TransportFailure`.
 """
 
