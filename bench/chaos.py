@@ -170,7 +170,10 @@ class Chaos:
         trickled = self.api.trickled
         self._this_round = Counter()
         actions = self._prepare(plan)
-        killing = self.cc.prepare() if self.cc is not None and not plan.stop else False
+        # A refusing round must end in exit 5 (a sink failed), a stop round in the SIGTERM's:
+        # their runs get new files but no fault that could fail the second source first.
+        calm = plan.stop or bool(plan.refuse)
+        killing = self.cc.prepare(armed=not calm) if self.cc is not None else False
         hold = None if plan.stop else self._arm_hold(plan)  # a stop round waits for no hold
         horizon = min(self._lengths[-5:])  # the short runs: most instants fall inside a run
         began = time.monotonic()

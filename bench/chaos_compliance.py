@@ -52,6 +52,7 @@ class ComplianceChaos:
         self.hits: Counter[str] = Counter()
         self._kinds = list(FAULTS)
         self._rounds = 0
+        self._armed = 0  # rounds that armed a fault
         self._served: Counter[str] = Counter()
         for kind in TYPES:  # a day of history, a file every 20 minutes per type
             start = datetime.fromtimestamp(now - span, UTC)
@@ -70,8 +71,9 @@ class ComplianceChaos:
             f"{config_extra}\n"
         )
 
-    def prepare(self) -> bool:
-        """Publish this round's files and arm its fault; True if the round kills mid-download."""
+    def prepare(self, *, armed: bool = True) -> bool:
+        """Publish this round's files and (if `armed`) arm its fault; True if the round kills
+        mid-download."""
         self._rounds += 1
         self._served = Counter(self.emu.stats.faults_served)
         now = time.time()
@@ -90,9 +92,11 @@ class ComplianceChaos:
             late = max(newest - self.rng.uniform(1, self.lookback / 2), now - self.lookback / 2)
             self.emu.add_files(kind, end_times=[_at(min(late, end))], records_per_file=3)
             self.hits["late_file"] += 1
-        fault = self._kinds[(self._rounds - 1) % len(self._kinds)]
-        self.emu.inject(FAULTS[fault])
-        killing = self._rounds % KILL_EVERY == 0
+        if not armed:
+            return False
+        self._armed += 1
+        self.emu.inject(FAULTS[self._kinds[(self._armed - 1) % len(self._kinds)]])
+        killing = self._armed % KILL_EVERY == 0
         if killing:
             self.emu.inject(ComplianceFault("timeout", where="storage", delay=HOLD))
         return killing
