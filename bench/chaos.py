@@ -40,6 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench/chaos.py`
 
 import orjson
 
+from bench.chaos_compliance import FAULTS, ComplianceChaos
+from bench.chaos_compliance import KEY as COMPLIANCE_KEY
+from bench.chaos_compliance import KEY_ENV as COMPLIANCE_KEY_ENV
 from bench.chaos_faults import (
     SOLO,
     STOP_GRACE,
@@ -60,6 +63,7 @@ from bench.chaos_receivers import (
     rsyslog_available,
 )
 from shipper.emulator import Emulator, generate_events
+from shipper.emulator.compliance.server import ComplianceEmulator
 from shipper.emulator.poison import MARKER_FIELD, add_poison, entries_served
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,6 +90,7 @@ class Settings:
     page_delay: float = 0.02  # per API page: runs last long enough to be killed
     round_timeout: float = 90.0  # a run still going after this is a hang: killed and reported
     syslog: bool = True
+    compliance: bool = True  # a second source: the Compliance Logs Platform emulator
     without: tuple[str, ...] = ()  # fault kinds left out (e.g. those whose fix is not merged)
 
 
@@ -115,6 +120,12 @@ class Chaos:
                 api_key=KEY, events=history, page_delay=self.s.page_delay, seed=self.s.seed
             )
             self.emu = stack.enter_context(emu)
+            self.cc: ComplianceChaos | None = None
+            if self.s.compliance:
+                files = ComplianceEmulator(api_key=COMPLIANCE_KEY, seed=self.s.seed)
+                self.cc = ComplianceChaos(
+                    stack.enter_context(files), self.s.seed, self.now, self.s.span, LOOKBACK
+                )
             self.rx = stack.enter_context(ChaosReceivers(self.work, syslog=self.s.syslog))
             self.fs = stack.enter_context(FsFaults(self.rx.file, self.work / "state" / "default"))
             self.api = Proxy(lambda: self.emu.port)
@@ -159,10 +170,16 @@ class Chaos:
         trickled = self.api.trickled
         self._this_round = Counter()
         actions = self._prepare(plan)
+        # A refusing round must end in exit 5 (a sink failed), a stop round in the SIGTERM's:
+        # their runs get new files but no fault that could fail the second source first.
+        calm = plan.stop or bool(plan.refuse)
+        killing = self.cc.prepare(armed=not calm) if self.cc is not None else False
         hold = None if plan.stop else self._arm_hold(plan)  # a stop round waits for no hold
         horizon = min(self._lengths[-5:])  # the short runs: most instants fall inside a run
         began = time.monotonic()
         proc = self._start(name, plan.clock_offset)
+        if killing and self.cc is not None:
+            self.cc.kill_in_download(proc, self.s.round_timeout)
         if plan.clock_offset:
             self._hit("clock")
         try:
@@ -186,6 +203,8 @@ class Chaos:
         if self.api.trickled > trickled:
             self._hit("trickle:api", self.api.trickled - trickled)
         self._clear(plan, served, name)
+        if self.cc is not None:
+            self.cc.settle()
         refused = any(self._this_round[f"refuse:{sink}"] for sink in plan.refuse)
         if refused and proc.returncode >= 0:
             self.report.refused_exits.append(proc.returncode)
@@ -369,7 +388,7 @@ class Chaos:
     def _write_config(self, *, hec_ack: bool) -> None:
         start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.now - self.s.span - 3600))
         source = (
-            f'[source]\nbase_url = "http://127.0.0.1:{self.api.port}/v1"\n'
+            f'[[sources]]\nbase_url = "http://127.0.0.1:{self.api.port}/v1"\n'
             f'api_key_env = "{KEY_ENV}"\n'
             f'start_at = "{start}"\nlookback = "{LOOKBACK}s"\npage_size = 50\nconcurrency = 4\n'
             'window_max_events = 100\nrequest_timeout = "1s"\nretry_max_attempts = 6\n'
@@ -378,6 +397,8 @@ class Chaos:
         state = (
             f'[state]\ndir = "{self.work / "state"}"\n\n[log]\nformat = "json"\nlevel = "debug"\n\n'
         )
+        if self.cc is not None:
+            source += self.cc.sources_toml(start)
         self.config.write_text(source + state + self.rx.sinks_toml(hec_ack=hec_ack))
 
     def _start(self, name: str, clock_offset: int = 0) -> subprocess.Popen[bytes]:
@@ -386,7 +407,7 @@ class Chaos:
         if clock_offset:
             command[1:3] = [SHIFTED, str(clock_offset)]
         with (self.logs / f"{name}.log").open("wb") as log:
-            env = {**os.environ, **ENV, KEY_ENV: KEY}
+            env = {**os.environ, **ENV, KEY_ENV: KEY, COMPLIANCE_KEY_ENV: COMPLIANCE_KEY}
             return subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd=ROOT
             )
@@ -394,6 +415,8 @@ class Chaos:
     def _final(self) -> None:
         self.rx.set_hec_ack(True)
         self._write_config(hec_ack=True)
+        if self.cc is not None:
+            self.cc.clear()
         # A run reads up to `clock_safety_lag` before now (less the Date header's second): the
         # final run starts once every event is older than that, so it must deliver them all.
         served = [e for e in map(_event, entries_served(self.emu)) if e is not None]
@@ -407,6 +430,13 @@ class Chaos:
             proc.wait(timeout=30)
         self.report.final_exit = proc.returncode
         truth = [str(e["id"]) for e in served]
+        if self.cc is not None:
+            truth += self.cc.truth()
+            self.report.notes += self.cc.notes()
+            if self.s.rounds >= 2 * len(FAULTS):  # each kind armed twice: it must have fired
+                self.report.broken += [
+                    f"compliance fault never happened: {kind}" for kind in self.cc.missing_kinds()
+                ]
         self.report.events = len(truth)
         poison = {*self.report.poison_entries, "12345"}  # "12345": the bad_id entry's id
         delivered: set[str] = set()

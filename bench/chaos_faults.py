@@ -388,6 +388,7 @@ class Report:
     poison_entries: dict[str, str] = field(default_factory=dict)  # marker -> kind
     quarantined: int | None = None  # poison markers found in quarantine.jsonl (None: no file)
     poison_delivered: int = 0  # poison entries some sink received anyway
+    broken: list[str] = field(default_factory=list)  # other promises broken, one line each
 
     def hit(self, key: str, count: int = 1) -> None:
         self.fault_rounds[key] += 1
@@ -414,7 +415,7 @@ class Report:
             )
         if self.poison_delivered:
             found.append(f"poison entries delivered: {self.poison_delivered}")
-        return found
+        return found + self.broken
 
 
 _EXITS = {-9: "killed", 0: "ok (0)", 4: "API gave up (4)", 5: "a sink failed (5)"}

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.chaos_proxy import Proxy
-from shipper.testing.receivers.base import Receiver, Recorded, Reply, Responder
+from shipper.testing.receivers.base import Receiver, Recorded, Reply, Responder, document_id
 from shipper.testing.receivers.elasticsearch import FakeElasticsearch, es_error
 from shipper.testing.receivers.rsyslog import MARKER_APP, Record, Rsyslog
 from shipper.testing.receivers.splunk_hec import FakeHec, Token, hec
@@ -337,10 +337,14 @@ def _file_ids(path: Path) -> Received:
     lines = path.read_bytes().split(b"\n") if path.exists() else []
     for line in filter(None, lines):
         try:
-            ids.append(str(json.loads(line)["id"]))
+            ids.append(document_id(json.loads(line)) or _no_id())
         except (ValueError, KeyError, TypeError):
             bad += 1
     return Received(ids, bad)
+
+
+def _no_id() -> str:
+    raise KeyError("id")  # counted as unreadable
 
 
 def _syslog_ids(server: Rsyslog) -> Received:
@@ -351,7 +355,7 @@ def _syslog_ids(server: Rsyslog) -> Received:
         try:
             record = Record.from_line(line)
             if record.app_name != MARKER_APP:  # the sync barrier's own marker
-                ids.append(str(record.body()["id"]))
+                ids.append(document_id(record.body()) or _no_id())
         except (ValueError, KeyError, TypeError):
             bad += 1
     return Received(ids, bad)

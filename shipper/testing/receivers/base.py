@@ -282,3 +282,13 @@ def _close_quietly(conn: socket.socket) -> None:
         conn.shutdown(socket.SHUT_RDWR)
     with suppress(OSError):
         conn.close()
+
+
+def document_id(document: Any) -> str:
+    """The event id a received document carries: `id` (an audit-log object, raw or normalized)
+    or `event_id` (a compliance record); "" when it carries neither."""
+    if isinstance(document, dict):
+        for key in ("id", "event_id"):
+            if key in document:
+                return str(document[key])
+    return ""

@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from shipper.testing.receivers.base import Receiver, Recorded, Reply
+from shipper.testing.receivers.base import Receiver, Recorded, Reply, document_id
 
 EVENT_PATHS = ("/services/collector/event", "/services/collector", "/services/collector/event/1.0")
 ACK_PATH = "/services/collector/ack"
@@ -86,7 +86,7 @@ class FakeHec:
 
     def event_ids(self) -> list[str]:
         with self._lock:
-            return [_doc_id(e.get("event")) for e in self.events]
+            return [document_id(e.get("event")) for e in self.events]
 
     # -- protocol --------------------------------------------------------------------------
     def handle(self, request: Recorded) -> Reply:
@@ -191,7 +191,7 @@ class FakeHec:
             return hec(400, 13, "Event field cannot be blank", **where)
         if self.indexes is not None and obj.get("index", "main") not in self.indexes:
             return hec(400, 7, "Incorrect index", **where)
-        if _doc_id(obj["event"]) in self.reject_ids:
+        if document_id(obj["event"]) in self.reject_ids:
             return hec(400, 6, "Invalid data format", **where)
         return None
 
@@ -213,7 +213,3 @@ class FakeHec:
                     del state.pending[ack_id]  # Splunk reports an id true once, then forgets it
             answer[str(ack_id)] = done
         return Reply.json(200, {"acks": answer})
-
-
-def _doc_id(document: Any) -> str:
-    return str(document.get("id", "")) if isinstance(document, dict) else ""

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from shipper.testing.receivers.base import Receiver, Recorded, Reply
+from shipper.testing.receivers.base import Receiver, Recorded, Reply, document_id
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class FakeWebhook:
             return [doc for d in self.deliveries for doc in d.documents]
 
     def ids(self) -> list[str]:
-        return [str(doc.get("id")) for doc in self.documents]
+        return [document_id(doc) for doc in self.documents]
 
     def handle(self, request: Recorded) -> Reply:
         reply = self._handle(request)
