@@ -103,6 +103,15 @@ class _FileRead:
     without_id: int
 
 
+def _overflow(limit: int, start: int, end: int, found: Found) -> WindowOverflowError:
+    """The overflow of a window that had read `found`, which it empties: the error's traceback
+    keeps this frame alive while the window is read again in pieces, and must not keep every
+    record read so far with it."""
+    error = overflow_error(f"more than {limit} records in [{start}, {end})", found)
+    found.clear()
+    return error
+
+
 def refusal(status: int, api_message: str | None, settings: ComplianceSourceSettings) -> str:
     """What an operator must do about a refused request, by status (never the key itself)."""
     detail = f" The API said: {redact(api_message)}" if api_message else ""
@@ -177,6 +186,10 @@ class ComplianceSource:
         self._in_flight = InFlightLimit(settings.concurrency)
         self._gate = RetryAfterGate(sleep)
         self._listing: _Listing | None = None
+        # The last file read whole: a window that overflowed is read again in pieces, and the
+        # piece holding that file takes it from here instead of downloading it again.
+        self._last_read: tuple[str, _FileRead] | None = None
+        self._last_lock = threading.Lock()
         self.requests = 0
         self.retries = 0
         self._warn_about_types(settings)
@@ -388,10 +401,16 @@ class ComplianceSource:
                 f"log file {log_file.id} ({self.event_type}) is {log_file.size} bytes, over "
                 f"max_file_bytes ({self.settings.max_file_bytes}): raise it to read this file"
             )
+        with self._last_lock:
+            last = self._last_read
+        if last is not None and last[0] == log_file.id:
+            return last[1]
         read: _FileRead = self._retried(
             f"downloading log file {log_file.id}",
             lambda: self._download_attempt(log_file, organization),
         )
+        with self._last_lock:
+            self._last_read = (log_file.id, read)
         return read
 
     # the contract
@@ -435,6 +454,10 @@ class ComplianceSource:
                 continue
             if abandon is not None and abandon.is_set():
                 raise WindowOverflowError("another pass of the window overflowed", len(found))
+            if limit is not None and len(found) >= limit:
+                # Full before this file: say so without downloading it. A file is never split,
+                # so the window's first file is taken whole however many records it holds.
+                raise _overflow(limit, start, end, found)
             read = self._download(log_file, organization)
             if read.defects:
                 self._keep(
@@ -450,8 +473,8 @@ class ComplianceSource:
             for record in read.records:
                 found[record.id] = record
             found.parts[log_file.id] = log_file.second
-            if limit is not None and len(found) > limit:
-                raise overflow_error(f"more than {limit} records in [{start}, {end})", found)
+            if limit is not None and len(found) > limit and len(found.parts) > 1:
+                raise _overflow(limit, start, end, found)
         return found
 
     def _keep(self, defects: list[Defect], listed: Listed) -> None:

@@ -200,3 +200,22 @@ def test_a_checksum_is_compared_case_insensitively(handmade: Serve) -> None:
 def _listing_request() -> Recorded:
     path = f"/v1/compliance/workspaces/{WORKSPACE}/logs"
     return Recorded("GET", path, {}, {}, b"", b"")
+
+
+def test_a_file_over_the_limit_is_taken_whole_and_read_once(
+    emulator: ComplianceEmulator,
+) -> None:
+    """A file cannot be split: a window's first file comes whole however far past `limit`, a
+    full window overflows before downloading its next file, and the piece read again takes the
+    last file read from memory, not from the API."""
+    big, small = emulator.add_files("AUTH_LOG", count=2, records_per_file=30)
+    source = make_source(emulator)
+    until = source.final_until(SINCE)
+    alone = source.fetch_pass(SINCE, big.end_micros // 1_000_000 + 1, "AUTH_LOG", limit=10)
+    assert len(alone) == 30 and list(alone.parts) == [big.id]
+    downloads = emulator.stats.download_requests
+    with pytest.raises(WindowOverflowError) as overflow:
+        source.fetch_pass(SINCE, until, "AUTH_LOG", limit=10)
+    assert overflow.value.seen == 30  # it stopped before the second file
+    assert emulator.stats.download_requests == downloads  # the first from memory, not the second
+    assert small.id not in alone.parts
