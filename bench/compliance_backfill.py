@@ -1,6 +1,6 @@
 """A large CONVERSATION_MESSAGE backfill into the file sink: throughput and peak RSS by file size.
 
-    .venv/bin/python bench/compliance_backfill.py            # 96 MiB in files of 1, 8 and 32 MiB
+    .venv/bin/python bench/compliance_backfill.py            # 96 MiB in files of 1, 8, 32, 96 MiB
     .venv/bin/python bench/compliance_backfill.py --total-mib 8 --sizes 1,4
 
 The same volume is served as fewer, larger files; each row is `shipper run --once` (a child
@@ -27,7 +27,6 @@ from shipper.emulator.compliance.server import DEFAULT_START, ComplianceEmulator
 KEY, KEY_ENV = "sk-proj-bench-compliance-0123456789", "OPENAI_COMPLIANCE_KEY"
 RECORD_BYTES = 4096  # a long assistant answer
 TYPE = "CONVERSATION_MESSAGE"
-CONCURRENCY = int(__import__("os").environ.get("BENCH_CONCURRENCY", "8"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +42,7 @@ class Row:
         return self.files * self.file_mib / self.run.wall
 
 
-def config(work: Path, base_url: str) -> Path:
+def config(work: Path, base_url: str, concurrency: int = 8) -> Path:
     start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(DEFAULT_START.timestamp() - 3600))
     path = work / "shipper.toml"
     path.write_text(
@@ -51,7 +50,7 @@ def config(work: Path, base_url: str) -> Path:
         'type = "chatgpt_compliance"\nname = "chatgpt"\n'
         f'base_url = "{base_url}"\nscope = "workspaces/{ComplianceEmulator().workspace_id}"\n'
         f'api_key = {{ env = "{KEY_ENV}" }}\nevent_types = ["{TYPE}"]\nstart_at = "{start}"\n'
-        f"concurrency = {CONCURRENCY}\n\n"
+        f"concurrency = {concurrency}\n\n"
         f'[state]\ndir = "{work / "state"}"\n\n[log]\nformat = "json"\nlevel = "warning"\n\n'
         f'[[sinks]]\ntype = "file"\nname = "archive"\npath = "{work / "out.jsonl"}"\n'
         'format = "raw"\n'
@@ -59,19 +58,20 @@ def config(work: Path, base_url: str) -> Path:
     return path
 
 
-def run_size(file_mib: int, total_mib: int, work: Path) -> Row:
+def run_size(file_mib: int, total_mib: int, work: Path, concurrency: int) -> Row:
     """Serve `total_mib` of records in files of `file_mib` and ship them once."""
     files = max(total_mib // file_mib, 1)
     per_file = file_mib * (1 << 20) // RECORD_BYTES
     with ComplianceEmulator(api_key=KEY) as emu:
         emu.add_files(TYPE, count=files, records_per_file=per_file, record_bytes=RECORD_BYTES)
-        path = config(work, emu.base_url)
+        path = config(work, emu.base_url, concurrency)
         measured = measure(
             [PYTHON, "-m", "shipper.cli.main", "run", "--once", "--config", str(path)],
             env_extra={KEY_ENV: KEY},
         )
     out = work / "out.jsonl"
-    delivered = sum(1 for _ in out.open("rb"))
+    with out.open("rb") as lines:
+        delivered = sum(1 for _ in lines)
     return Row(file_mib, files, files * per_file, delivered, measured)
 
 
@@ -92,24 +92,25 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def run(sizes: list[int], total_mib: int, work: Path) -> list[Row]:
+def run(sizes: list[int], total_mib: int, work: Path, concurrency: int) -> list[Row]:
     rows = []
     for size in sizes:
         folder = work / f"{size}mib"
         folder.mkdir()
-        rows.append(run_size(size, total_mib, folder))
+        rows.append(run_size(size, total_mib, folder, concurrency))
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--total-mib", type=int, default=96)
-    parser.add_argument("--sizes", default="1,8,32", help="file sizes in MiB, smallest first")
+    parser.add_argument("--sizes", default="1,8,32,96", help="file sizes in MiB")
+    parser.add_argument("--concurrency", type=int, default=8, help="the source's concurrency")
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
     compile_sources()
     with tempfile.TemporaryDirectory(prefix="shipper-compliance-bench-") as tmp:
-        rows = run(sizes, args.total_mib, Path(tmp))
+        rows = run(sizes, args.total_mib, Path(tmp), args.concurrency)
     print(machine())
     print(table(rows))
     short = [row for row in rows if row.delivered != row.records]
