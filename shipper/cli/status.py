@@ -15,6 +15,7 @@ from shipper.config.settings import (
     Config,
     SourceSettings,
     load_config,
+    sink_takes,
 )
 from shipper.model.event import rfc3339
 from shipper.pipeline import deadletter
@@ -44,6 +45,8 @@ def _source(config: Config, source: SourceSettings, now: float) -> dict[str, Any
     store = CursorStore(config.state.dir, source.name)
     sinks = []
     for settings in config.sinks:
+        if not sink_takes(settings, source):
+            continue
         cursor = store.load(settings.name)
         dead = settings.dead_letter_path or deadletter.default_path(config.state.dir, settings.name)
         sinks.append(

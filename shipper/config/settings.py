@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PrivateAttr,
     Tag,
     ValidationError,
     field_validator,
@@ -67,6 +68,13 @@ class SourceSettings(_Strict, SecretFields):
     """
 
     type: str = Field(default="audit_log", description="Which source (see each source's table).")
+    _table: str | None = PrivateAttr(default=None)  # the table a per-type source came from
+
+    @property
+    def table_name(self) -> str:
+        """The `name` of the source table as written (a compliance source's types share it)."""
+        return self._table or self.name
+
     name: str = Field(
         default="default",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
@@ -280,10 +288,12 @@ class ComplianceSourceSettings(SourceSettings):
     def per_event_type(self) -> list[ComplianceSourceSettings]:
         """One source per event type, `<name>.<EVENT_TYPE>`: each has its own cursors, so a
         type whose grant is missing fails alone."""
-        return [
-            self.model_copy(update={"name": f"{self.name}.{t}", "event_types": [t]})
-            for t in self.selected_event_types
-        ]
+        subs = []
+        for t in self.selected_event_types:
+            sub = self.model_copy(update={"name": f"{self.name}.{t}", "event_types": [t]})
+            sub._table = self.name
+            subs.append(sub)
+        return subs
 
 
 def _source_type(value: Any) -> str:
@@ -386,6 +396,13 @@ class Config(_Strict):
         ]
         if dupes := sorted({n for n in names if names.count(n) > 1}):
             raise ValueError(f"source names must be unique: {', '.join(dupes)}")
+        tables = [s.name for s in self.configured_sources]
+        for index, sink in enumerate(self.sinks):
+            if unknown := [n for n in sink.sources if n not in tables]:
+                raise ValueError(
+                    f"sinks[{index}].sources: {', '.join(map(repr, unknown))} is not a configured "
+                    f"source (the sources are named {', '.join(map(repr, tables))})"
+                )
         return self
 
     @property
@@ -404,6 +421,12 @@ class Config(_Strict):
             else:
                 expanded.append(source)
         return expanded
+
+
+def sink_takes(sink: SinkSettings, source: SourceSettings) -> bool:
+    """Whether `sink` takes `source`'s events: its `sources` names the source's table, or is
+    empty (every source)."""
+    return not sink.sources or source.table_name in sink.sources
 
 
 def read_every_secret(config: Config) -> None:

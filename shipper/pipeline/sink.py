@@ -72,6 +72,10 @@ class SinkSettings(SecretFields):
         description="Dead-letter file (JSON lines); default <state.dir>/dead-letter/<name>.jsonl.",
     )
 
+    sources: list[str] = Field(
+        default_factory=list,
+        description="Only events of these sources reach this sink (their `name`, as in [[sources]]); default: every source. A source not listed keeps no cursor for this sink.",
+    )
     event_types: list[str] = Field(
         default_factory=list,
         description="Only events of these types reach this sink (exact names); the rest are skipped, not dead-lettered. Default: every type.",

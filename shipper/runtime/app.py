@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING
 import structlog
 
 from shipper.config.secret_ref import sink_section
-from shipper.config.settings import Config, SourceSettings, read_every_secret, sink_plugins
+from shipper.config.settings import (
+    Config,
+    SourceSettings,
+    read_every_secret,
+    sink_plugins,
+    sink_takes,
+)
 from shipper.errors import (
     ConfigError,
     Interrupted,
@@ -142,6 +148,8 @@ def make_workers(
     store = CursorStore(config.state.dir, source.name)
     workers = []
     for settings in config.sinks:
+        if not sink_takes(settings, source):
+            continue
         cursor = store.load(settings.name)
         new_cursor = cursor is None
         if cursor is None:
@@ -266,6 +274,8 @@ class Runner:
         for source in self.config.all_sources:
             if self.stop.is_set():
                 break
+            if not any(sink_takes(s, source) for s in self.config.sinks):
+                continue  # every sink's `sources` names others: nothing to read it for
             failure = self._source_cycle(source, sinks, clients[source.name])
             if failure is not None:
                 failures.append(failure)

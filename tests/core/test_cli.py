@@ -136,13 +136,21 @@ def test_follow_mode_stops_cleanly_on_sigterm(emulator: Emulator, tmp_path: Path
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    """`shipper demo` runs the emulator and the pipeline and leaves both files with every event."""
+    """`shipper demo` runs both emulators and the pipeline: each source's two files hold all of
+    its events and none of the other's (each sink names its source)."""
     result = shipper("demo", "--out", str(tmp_path / "demo"), "--events", "300", env_key=None)
     assert result.returncode == 0, result.stderr
-    raw = (tmp_path / "demo" / "audit-raw.jsonl").read_bytes().splitlines()
-    normalized = (tmp_path / "demo" / "audit-normalized.jsonl").read_bytes().splitlines()
-    assert len(raw) == len(normalized) == 300
-    assert "300 events" in result.stdout
+
+    def ids(name: str, key: str) -> list[str]:
+        lines = (tmp_path / "demo" / f"{name}.jsonl").read_bytes().splitlines()
+        return [str(orjson.loads(line).get(key)) for line in lines]
+
+    assert len(set(ids("audit-raw", "id"))) == len(ids("audit-normalized", "id")) == 300
+    records = ids("chatgpt-raw", "event_id")
+    assert records and "None" not in records and len(set(records)) == len(records)
+    assert len(ids("chatgpt-ecs", "@timestamp")) == len(records)
+    assert "300 audit-log events" in result.stdout
+    assert f"{len(records)} ChatGPT compliance records" in result.stdout
 
 
 @pytest.mark.timeout(10)  # the deadlock this guards against never ends by itself

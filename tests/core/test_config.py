@@ -66,6 +66,10 @@ def test_minimal_config_with_defaults(tmp_path: Path) -> None:
         ),
         ("[source\n", "not valid TOML"),
         (MINIMAL.split("[[sinks]]", maxsplit=1)[0], "at least one [[sinks]]"),
+        (
+            MINIMAL.replace('path = "out/audit.jsonl"', 'path = "x"\nsources = ["nope"]'),
+            "sinks[0].sources: 'nope' is not a configured source (the sources are named 'default')",
+        ),
     ],
     ids=[
         "duration",
@@ -79,6 +83,7 @@ def test_minimal_config_with_defaults(tmp_path: Path) -> None:
         "format",
         "toml",
         "no-sinks",
+        "unknown-source",
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
