@@ -35,11 +35,11 @@ from shipper.pipeline.privacy import (
 from shipper.pipeline.sink import SinkContext
 from shipper.secrets import MASK, redact
 from sinks.file.sink import FileSettings, plugin
+from tests.render.compliance_samples import SAMPLES
 
 KEY = SecretStr("privacy-unit-key-5e6f7a8b9c0d")
 HMAC = hasher(KEY)
 PLAIN = hasher(None)
-SAMPLES = Path("/work/shared/chatgpt-compliance/samples")
 
 
 def rules(drop: tuple[str, ...] = (), hash: tuple[str, ...] = ()) -> list[Rule]:

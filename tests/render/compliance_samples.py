@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import orjson
 
+import shipper.emulator.compliance
 from shipper.model.event import ComplianceRecord
+
+# The folder itself, for tests that read the files one by one (the package is installed as files).
+SAMPLES = Path(shipper.emulator.compliance.__file__).parent / "samples"
 
 ORG = "acme-prod"
 FILE_END = 1784592000  # 2026-07-21T00:00:00Z, after every sample's timestamp

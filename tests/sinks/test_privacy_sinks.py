@@ -53,6 +53,7 @@ from shipper.testing.receivers.webhook import FakeWebhook
 from sinks.file.sink import FileSettings
 from sinks.file.sink import plugin as file_plugin
 from tests.conftest import KEY, config_text, write_config
+from tests.render.compliance_samples import SAMPLES
 
 MARKER = "PRIVMARK5b1e0c7a"
 EMAIL = "dana.PRIVMAIL93d2@example.com"
@@ -345,7 +346,6 @@ def test_quarantined_entries_are_replayed_under_each_sinks_rules(
     assert MARKER.encode() in (tmp_path / "archive.jsonl").read_bytes()
 
 
-SAMPLES = Path("/work/shared/chatgpt-compliance/samples")
 # Content in the samples, and the fields that carry it (docs/privacy.md lists them).
 CONTENT = ("login outage", "Found 7 issues", "In Progress", "upload handler")
 CONTENT_PATHS = ["message.content", "input", "output", "event_details.prompt_text"]
