@@ -41,6 +41,7 @@ FAULTS: dict[str, ComplianceFault] = {
 }
 KILL_EVERY = 5  # every fifth round holds a download and kills the shipper in it
 HOLD = 30.0  # how long the held download would wait (the kill comes first)
+WINDOW = 100  # the source's window_max_events: a file of more than 4 x this is streamed
 
 
 class ComplianceChaos:
@@ -68,6 +69,8 @@ class ComplianceChaos:
             f'api_key = {{ env = "{KEY_ENV}" }}\nevent_types = [{types}]\n'
             f'start_at = "{start_at}"\nlookback = "{self.lookback}s"\npage_size = {PAGE_SIZE}\n'
             'request_timeout = "1s"\nretry_max_attempts = 6\nretry_max_time = "8s"\n'
+            # Small windows: a big file's second is streamed in batches (`big_file` rounds).
+            f"window_max_events = {WINDOW}\n"
             f"{config_extra}\n"
         )
 
@@ -80,7 +83,7 @@ class ComplianceChaos:
         kind = self.rng.choice(TYPES)
         newest = max(f.end_micros for f in self.emu.files(kind)) / 1e6
         end = max(newest + 1, now - self.rng.uniform(6, 20))
-        shape = self._rounds % 3
+        shape = self._rounds % 4
         if shape == 0:  # two files with one end_time: a page may end between them
             self.emu.add_files(kind, end_times=[_at(end), _at(end)], records_per_file=4)
             self.hits["boundary_tie"] += 1
@@ -88,6 +91,10 @@ class ComplianceChaos:
             self.emu.add_files(kind, end_times=[_at(end)], duplicate_ratio=0.5,
                                records_per_file=6)  # fmt: skip
             self.hits["duplicate_records"] += 1
+        elif shape == 3:  # more records in one file than a window holds: streamed in batches
+            self.emu.add_files(kind, end_times=[_at(end)],
+                               records_per_file=self.rng.randint(5 * WINDOW, 9 * WINDOW))  # fmt: skip
+            self.hits["big_file"] += 1
         else:  # late: behind the newest file, inside lookback
             late = max(newest - self.rng.uniform(1, self.lookback / 2), now - self.lookback / 2)
             self.emu.add_files(kind, end_times=[_at(min(late, end))], records_per_file=3)

@@ -20,7 +20,7 @@ from shipper.config.settings import (
 from shipper.model.event import rfc3339
 from shipper.pipeline import deadletter
 from shipper.pipeline.cursor_store import CursorStore
-from shipper.pipeline.orphan_cursors import orphans
+from shipper.pipeline.orphan_cursors import orphan_states, orphans
 from shipper.source import quarantine
 
 
@@ -38,6 +38,7 @@ def collect(config: Config, now: float | None = None) -> dict[str, Any]:
     return {
         "state_dir": str(config.state.dir),
         "sources": [_source(config, source, now) for source in config.all_sources],
+        "orphan_states": [state.as_dict() for state in orphan_states(config)],
     }
 
 
@@ -109,6 +110,12 @@ def _text(doc: dict[str, Any]) -> str:
                 f"QUARANTINED: {source['quarantined']} unreadable API entries in "
                 f"{source['quarantine_file']} (shipper quarantine list)"
             )
+    for state in doc["orphan_states"]:
+        lines += [
+            "",
+            f"state of {state['name']} (high water {state['high_water_at'] or '-'}): "
+            f"{state['meaning']}",
+        ]
     return "\n".join(lines)
 
 

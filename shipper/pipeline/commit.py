@@ -6,8 +6,8 @@ The commit makes that durable in this order, so a crash between any two steps re
 
 1. the refused events are appended, fsynced, to the sink's dead-letter file;
 2. the cursor moves past the delivered and the dead-lettered events: `Cursor.advance` when the
-   whole window was settled, `Cursor.record` when only part of it was (a send that failed
-   midway, see `Progress`);
+   whole window was settled, `Cursor.record` when only part of it was (a batch of a window
+   streamed in batches, or a send that failed midway, see `Progress`);
 3. the new cursor is written atomically (`CursorStore.save`).
 
 This is the only place a cursor is moved and saved during a run.
@@ -51,10 +51,17 @@ class Committer:
         self.store.save(self.sink, moved)
         return moved
 
-    def part(self, cursor: Cursor, progress: Progress) -> Cursor:
-        """After part of a window was settled before the sink failed."""
-        deadletter.append(self.dead_letter_path, self.sink, progress.rejected, self.clock())
-        settled = [*progress.delivered, *(r.event for r in progress.rejected)]
-        moved = cursor.record(settled, self.lookback)
+    def batch(
+        self, cursor: Cursor, sent: Sequence[AuditEvent], rejected: Sequence[Rejection]
+    ) -> Cursor:
+        """After part of a window was settled: every event `sent`, delivered or `rejected`;
+        the high water stays."""
+        deadletter.append(self.dead_letter_path, self.sink, rejected, self.clock())
+        moved = cursor.record(sent, self.lookback)
         self.store.save(self.sink, moved)
         return moved
+
+    def part(self, cursor: Cursor, progress: Progress) -> Cursor:
+        """After part of a window was settled before the sink failed."""
+        settled = [*progress.delivered, *(r.event for r in progress.rejected)]
+        return self.batch(cursor, settled, progress.rejected)

@@ -167,30 +167,65 @@ class Pipeline:
         before (a `WindowPlanner` over the window). So a window grown over quiet history that
         ran into dense history overflows once, not once per piece as equal cuts by `seen` (a
         lower bound) did; and after a short burst the pieces grow again at once. A piece that
-        still overflows is cut the same way.
+        still overflows is cut the same way. When every event the overflow saw shares one
+        second, what lies before it is one piece and that second the next, streamed
+        (`_stream`): a second cannot be cut (a compliance file bigger than a window).
         """
-        planner = WindowPlanner(
-            start, end, target=self.target, length=self._first_piece(start, end, overflow)
-        )
+        dense = overflow.earliest
+        if overflow.spread > 0 or dense is None or not start <= dense < end:
+            yield from self._planned(start, end, self._first_piece(start, end, overflow), limit)
+            return
+        if start < dense:
+            yield from self._planned(start, dense, dense - start, limit)
+        yield from self._planned(dense, end, 1, limit)
+
+    def _planned(self, start: int, end: int, length: int, limit: int) -> Iterator[Window]:
+        """`[start, end)` in pieces, the first `length` long, each next one planned."""
+        planner = WindowPlanner(start, end, target=self.target, length=length)
         while not planner.done:
             a, b = planner.next_window()
+            count = 0
             try:
-                window = Window(a, b, self._fetch(a, b, None if b - a <= 1 else limit))
+                pieces = self._stream(a, b) if b - a <= 1 else iter([self._piece(a, b, limit)])
+                for window in pieces:
+                    count += len(window.events)
+                    yield window
             except WindowOverflowError as again:
-                count = 0
                 for window in self._pieces(a, b, again, limit):
                     count += len(window.events)
                     yield window
-                planner.observe(a, b, count)
-                continue
-            planner.observe(a, b, len(window.events))
-            yield window
+            planner.observe(a, b, count)
+
+    def _piece(self, start: int, end: int, limit: int) -> Window:
+        return Window(start, end, self._fetch(start, end, limit))
+
+    def _stream(self, start: int, end: int) -> Iterator[Window]:
+        """A window that cannot be cut (one second) in batches of about `target` events, each
+        pass in turn: every batch but the last is delivered as not `final` (the sinks record
+        its events as seen; their high water stays), the last one moves the cursors past the
+        window with every part read. Memory holds a batch, not the second."""
+        parts: dict[str, int] = {}
+        held: Found | None = None
+        for which in self.client.passes:
+            for batch in self.client.stream_pass(
+                start,
+                end,
+                which,
+                batch=self.target,
+                organization=self.settings.organization,
+                skip=self.skip,
+            ):
+                if held is not None:
+                    yield Window(start, end, assemble([held]), final=False)
+                parts.update(batch.parts)
+                held = batch
+        yield Window(start, end, assemble([held] if held is not None else []), parts)
 
     def _first_piece(self, start: int, end: int, overflow: WindowOverflowError) -> int:
         """Long enough for about `target` events at the density seen (counted once per pass:
         errs towards smaller pieces), and for half the time before the events seen: a burst far
         into the window is then reached in a few halvings, not by growing from a sliver.
-        Without a spread (every event seen in one second), equal cuts by what was seen."""
+        Without a spread or times, equal cuts by what was seen."""
         passes = len(self.client.passes)
         if overflow.spread <= 0:
             pieces = math.ceil(overflow.seen * passes / self.target)
@@ -213,7 +248,8 @@ class Pipeline:
                 return  # nobody is listening: fetching the rest of a split window is waste
 
     def _deliver(self, window: Window, planner: WindowPlanner, report: CycleReport) -> None:
-        planner.observe(window.start, window.end, len(window.events))
+        if window.final:  # a streamed window's batches are one window to the planner
+            planner.observe(window.start, window.end, len(window.events))
         for worker in self.workers:
             worker.offer(window, self.stall_timeout)
         report.windows += 1

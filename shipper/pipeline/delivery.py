@@ -56,6 +56,10 @@ class Window:
     events: list[AuditEvent]
     # The parts (files) the window was read from, whole: id -> time (see `Cursor.advance`).
     parts: Mapping[str, int] = field(default_factory=dict)
+    # False for a batch of a window streamed in batches (one second holding more events than
+    # fit in memory at once): the sink records its events as seen, and only the window's last
+    # batch (final) moves the high water.
+    final: bool = True
 
 
 @dataclass(slots=True)
@@ -167,6 +171,7 @@ class SinkWorker:
                     window.end,
                     carried.events + fresh,
                     {**carried.parts, **window.parts},
+                    window.final,
                 )
                 if not fresh:
                     continue  # nothing new to send beside them: wait for a window that has some
@@ -206,7 +211,7 @@ class SinkWorker:
         if len(left) > MAX_CARRIED_EVENTS:
             self._fail(str(exc))
             return
-        self._carried = Window(window.start, window.end, left, window.parts)
+        self._carried = Window(window.start, window.end, left, window.parts, window.final)
         self._carried_error = str(exc)
         log.info("refused_events_carried", sink=self.name, events=len(left))
 
@@ -271,7 +276,10 @@ class SinkWorker:
             self.sink.flush()
         before = self.cursor
         # Events of types the sink does not take are settled too: the cursor moves past them.
-        self.cursor = self._committer.window(before, todo, rejected, window.end, window.parts)
+        if window.final:
+            self.cursor = self._committer.window(before, todo, rejected, window.end, window.parts)
+        else:
+            self.cursor = self._committer.batch(before, todo, rejected)
         self.new_cursor = self.new_cursor and self.cursor.high_water == before.high_water
         delivered = offered - len(rejected)
         self.report.delivered += delivered

@@ -412,6 +412,7 @@ def run(
         for name, client in clients.items():  # unreadable entries are kept beside the cursors
             path = quarantine.default_path(config.state.dir, name)
             client.quarantine = Quarantine(path, name, runner.metrics)
+            client.spool_dir = config.state.dir
         for client in clients.values():
             stack.callback(client.close)
         if not once and config.metrics.listen:

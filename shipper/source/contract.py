@@ -17,7 +17,9 @@ implementation, chosen by the `[source]` table's `type` (see `SOURCE_TYPES` in
   pass.
 - **Bounded memory.** Past `limit` events a pass raises `WindowOverflowError` (and sets
   `abandon`, so the window's other passes stop before their next page); the pipeline then reads
-  the window in smaller pieces.
+  the window in smaller pieces. A piece of one second cannot be cut: the pipeline reads it with
+  `stream_pass`, in batches of about `batch` events, and hands each batch to the sinks as it
+  comes (a compliance file of hundreds of MB, whose records all share its second).
 - **Its clock.** `api_clock_offset()` reads the source's clock (the API's minus the local one)
   afresh at the start of each cycle; the cycle reads up to the earlier of the two, so events
   the API has not yet stamped are not skipped. None when the source cannot tell.
@@ -41,6 +43,8 @@ implementation, chosen by the `[source]` table's `type` (see `SOURCE_TYPES` in
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from shipper.model.event import AuditEvent
@@ -59,6 +63,9 @@ class Source(Protocol):
     requests: int  # requests made so far (for the cycle log line)
     retries: int  # of which retries
     quarantine: Quarantine | None  # where unreadable entries are kept; set by the runtime
+    # Where a source may keep what it downloads while reading it (the state directory, which
+    # the operator sizes; None: the system's temporary directory); set by the runtime.
+    spool_dir: Path | None
 
     @property
     def passes(self) -> tuple[PassKey, ...]:
@@ -85,6 +92,21 @@ class Source(Protocol):
         page once it is set (another pass overflowed). `organization`: the label carried into
         every event. `skip`: ids of parts every sink holds (sources without parts ignore it).
         """
+
+    def stream_pass(
+        self,
+        start: int,
+        end: int,
+        which: PassKey,
+        /,
+        *,
+        batch: int,
+        organization: str | None = None,
+        skip: frozenset[str] = frozenset(),
+    ) -> Iterator[Found]:
+        """Every event of `[start, end)` in pass `which`, in batches of at most about `batch`
+        events, by id; each batch's `parts` are the parts finished with it. An id may recur in
+        a later batch (the pipeline delivers it once)."""
 
     def fetch_window(
         self, start: int, end: int, *, organization: str | None = None, limit: int | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -32,6 +33,7 @@ class ListSource:
         self.requests = 0
         self.retries = 0
         self.quarantine: Quarantine | None = None
+        self.spool_dir: Path | None = None
         self.closed = False
 
     def fetch_pass(
@@ -59,6 +61,21 @@ class ListSource:
                 abandon.set()
             raise overflow_error(f"more than {limit} events in one pass", found)
         return found
+
+    def stream_pass(
+        self,
+        start: int,
+        end: int,
+        which: PassKey,
+        /,
+        *,
+        batch: int,
+        organization: str | None = None,
+        skip: frozenset[str] = frozenset(),
+    ) -> Iterator[Found]:
+        found = list(self.fetch_pass(start, end, which).items())
+        for at in range(0, max(len(found), 1), batch):
+            yield Found(found[at : at + batch])
 
     def fetch_window(
         self, start: int, end: int, *, organization: str | None = None, limit: int | None = None

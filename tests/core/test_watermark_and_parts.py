@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,7 @@ class PartedSource:
     requests: int = 0
     retries: int = 0
     quarantine: Quarantine | None = None
+    spool_dir: Path | None = None
     passes: tuple[PassKey, ...] = (None,)
 
     def final_until(self, since: int) -> int | None:
@@ -71,6 +73,19 @@ class PartedSource:
                 )
             found.parts[part.id] = part.end
         return found
+
+    def stream_pass(
+        self,
+        start: int,
+        end: int,
+        which: PassKey,
+        /,
+        *,
+        batch: int,
+        organization: str | None = None,
+        skip: frozenset[str] = frozenset(),
+    ) -> Iterator[Found]:
+        yield self.fetch_pass(start, end, which, skip=skip)
 
     def fetch_window(
         self, start: int, end: int, *, organization: str | None = None, limit: int | None = None

@@ -12,9 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -105,6 +106,7 @@ class AuditLogClient:
         self._log = source_logger(settings.name)
         # Where unreadable entries are kept (the app sets it; None: logged, not kept).
         self.quarantine = quarantine
+        self.spool_dir: Path | None = None  # the audit log keeps nothing on disk
         self._sleep = sleep
         self._policy = RetryPolicy(
             max_attempts=settings.retry_max_attempts, max_time=settings.retry_max_time
@@ -369,6 +371,21 @@ class AuditLogClient:
             if not (tenant_only and self._refuses_tenant_only(exc)):
                 raise
             return Found()
+
+    def stream_pass(
+        self,
+        start: int,
+        end: int,
+        tenant_only: bool,
+        /,
+        *,
+        batch: int,
+        organization: str | None = None,
+        skip: frozenset[str] = frozenset(),
+    ) -> Iterator[Found]:
+        """One pass of a one-second window, as one batch: a second of an organization's audit
+        log (admin actions) is never more than memory holds."""
+        yield self.fetch_pass(start, end, tenant_only, organization=organization)
 
     def _refuses_tenant_only(self, exc: SourceRefusedError) -> bool:
         """Whether a refusal of the tenant pass is about `tenant_only` itself (the organization

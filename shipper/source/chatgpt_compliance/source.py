@@ -20,15 +20,23 @@ Cursor rules (API.md §4, docs/sources.md):
   retried as an anomaly, then a failure of the run (`SourceUnavailableError`).
 - Files every sink already holds (`skip`) are not downloaded again; the others are read whole
   and named in `Found.parts`. Records repeated across files (COSTS does that) are one, by id.
+- A file is downloaded whole and verified before any of its records is handed on, kept in
+  memory up to `SPOOL_IN_MEMORY` and in an anonymous file in the state directory beyond (gone
+  with the process, whatever stops it). A window past `limit` records overflows wherever it is,
+  inside a file too; a second that holds more than `limit` is streamed (`stream_pass`), so
+  memory holds a batch of records, whatever the size of the file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 from urllib.parse import quote, urlencode
 
 from pydantic import SecretStr
@@ -82,6 +90,12 @@ RETRYABLE_STATUSES = retryable_statuses()
 PUSH_BACK = frozenset({429, 503})
 MAX_PAGES = 100_000  # per listing: 10 million files, far beyond 30 days of any feed
 MICROS = 1_000_000
+# A downloaded file up to this size is kept in memory while read; a larger one on disk.
+SPOOL_IN_MEMORY = 1 << 20
+READ_CHUNK = 1 << 20
+# Files kept after they are read: a window that overflowed is read again in pieces, and the
+# pieces take its files from here instead of downloading them again.
+KEPT_FILES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +110,59 @@ class _Listing:
         return self.since <= start and end <= self.until
 
 
+class _Spooled:
+    """A log file downloaded whole and verified, read back as often as needed: in memory up to
+    `SPOOL_IN_MEMORY`, else in an anonymous temporary file (no name: nothing is left behind)."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self._file: IO[bytes] = tempfile.SpooledTemporaryFile(  # noqa: SIM115 (see close)
+            max_size=SPOOL_IN_MEMORY, dir=None if directory is None else str(directory)
+        )
+
+    def write(self, chunk: bytes) -> None:
+        self._file.write(chunk)
+
+    def chunks(self) -> Iterator[bytes]:
+        """The file from its start (one reader at a time: see `ComplianceSource._file`)."""
+        self._file.seek(0)
+        while chunk := self._file.read(READ_CHUNK):
+            yield chunk
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _Kept:
+    """The last `KEPT_FILES` files read, by id; a file taken is held by its reader alone."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, _Spooled] = {}
+        self._lock = threading.Lock()
+
+    def take(self, file_id: str) -> _Spooled | None:
+        with self._lock:
+            return self._files.pop(file_id, None)
+
+    def keep(self, file_id: str, spool: _Spooled) -> None:
+        with self._lock:
+            self._files[file_id] = spool
+            dropped = [self._files.pop(i) for i in list(self._files)[:-KEPT_FILES]]
+        for old in dropped:
+            old.close()
+
+    def close(self) -> None:
+        with self._lock:
+            dropped, self._files = list(self._files.values()), {}
+        for old in dropped:
+            old.close()
+
+
 @dataclass(slots=True)
-class _FileRead:
-    records: list[ComplianceRecord]
+class _Defects:
+    """A file's unreadable records and those without an id, as they are met."""
+
     defects: list[Defect]
-    without_id: int
+    without_id: int = 0
 
 
 def _overflow(limit: int, start: int, end: int, found: Found) -> WindowOverflowError:
@@ -186,10 +248,10 @@ class ComplianceSource:
         self._in_flight = InFlightLimit(settings.concurrency)
         self._gate = RetryAfterGate(sleep)
         self._listing: _Listing | None = None
-        # The last file read whole: a window that overflowed is read again in pieces, and the
-        # piece holding that file takes it from here instead of downloading it again.
-        self._last_read: tuple[str, _FileRead] | None = None
-        self._last_lock = threading.Lock()
+        # Where a file too big for memory is kept while read (set by the runtime: the state
+        # directory, sized for it; None: the system's temporary directory).
+        self.spool_dir: Path | None = None
+        self._kept = _Kept()
         self.requests = 0
         self.retries = 0
         self._warn_about_types(settings)
@@ -218,6 +280,7 @@ class ComplianceSource:
     def close(self) -> None:
         self._api.close()
         self._storage.close()
+        self._kept.close()
 
     def api_clock_offset(self) -> float | None:
         """None: the cycle is bounded by the listing's watermark (`final_until`), not a clock."""
@@ -361,7 +424,7 @@ class ComplianceSource:
 
     # download
 
-    def _download_attempt(self, log_file: LogFile, organization: str | None) -> _FileRead:
+    def _download_attempt(self, log_file: LogFile) -> _Spooled:
         reply = self._get(f"/logs/{quote(log_file.id, safe='')}")
         if reply.status in REDIRECTS:
             try:
@@ -372,46 +435,72 @@ class ComplianceSource:
             raise self._refused(reply)
         else:
             url = None  # served by the API itself: tolerated
-        read = _FileRead([], [], 0)
-        values = JsonValues()
-
-        def take(raw: bytes) -> None:
-            item = read_record(raw, self.event_type, log_file.second, organization)
-            if isinstance(item, Defect):
-                read.defects.append(item)
+        spool = _Spooled(self.spool_dir)
+        try:
+            if url is None:
+                spool.write(reply.body)
             else:
-                read.without_id += item.id.startswith("sha256:")
-                read.records.append(item)
+                self._storage.read(url, log_file, spool.write)
+        except BaseException:
+            spool.close()
+            raise
+        return spool
 
-        def consume(chunk: bytes) -> None:
-            for raw in values.feed(chunk):
-                take(raw)
-
-        if url is None:
-            consume(reply.body)
-        else:
-            self._storage.read(url, log_file, consume)
-        if (rest := values.finish()) is not None:
-            take(rest)  # a file that ends inside a value (verified whole: the file is so)
-        return read
-
-    def _download(self, log_file: LogFile, organization: str | None) -> _FileRead:
+    def _download(self, log_file: LogFile) -> _Spooled:
         if log_file.size is not None and log_file.size > self.settings.max_file_bytes:
             raise SourceUnavailableError(
                 f"log file {log_file.id} ({self.event_type}) is {log_file.size} bytes, over "
                 f"max_file_bytes ({self.settings.max_file_bytes}): raise it to read this file"
             )
-        with self._last_lock:
-            last = self._last_read
-        if last is not None and last[0] == log_file.id:
-            return last[1]
-        read: _FileRead = self._retried(
-            f"downloading log file {log_file.id}",
-            lambda: self._download_attempt(log_file, organization),
+        spool: _Spooled = self._retried(
+            f"downloading log file {log_file.id}", lambda: self._download_attempt(log_file)
         )
-        with self._last_lock:
-            self._last_read = (log_file.id, read)
-        return read
+        return spool
+
+    @contextlib.contextmanager
+    def _file(self, log_file: LogFile) -> Iterator[_Spooled]:
+        """The file, downloaded (or kept from an earlier read), held by this reader alone;
+        kept afterwards."""
+        spool = self._kept.take(log_file.id) or self._download(log_file)
+        try:
+            yield spool
+        finally:
+            self._kept.keep(log_file.id, spool)
+
+    def _records(
+        self, spool: _Spooled, log_file: LogFile, organization: str | None, bad: _Defects
+    ) -> Iterator[ComplianceRecord]:
+        """The file's records in order; what is not a record goes to `bad`."""
+        values = JsonValues()
+
+        def raw_values() -> Iterator[bytes]:
+            for chunk in spool.chunks():
+                yield from values.feed(chunk)
+            if (rest := values.finish()) is not None:
+                yield rest  # a file that ends inside a value (verified whole: the file is so)
+
+        for raw in raw_values():
+            item = read_record(raw, self.event_type, log_file.second, organization)
+            if isinstance(item, Defect):
+                bad.defects.append(item)
+            else:
+                bad.without_id += item.id.startswith("sha256:")
+                yield item
+
+    def _settle(self, bad: _Defects, log_file: LogFile, start: int, end: int) -> None:
+        """Quarantine what was unreadable and say what had no id (before the records that
+        followed them may move a cursor)."""
+        if bad.defects:
+            self._keep(bad.defects, Listed(start, end, False, None, log_file.id, log_file.second))
+            bad.defects = []
+        if bad.without_id:
+            self._log.warning(
+                "records_without_event_id",
+                file=log_file.id,
+                count=bad.without_id,
+                meaning="delivered with a deterministic id (sha256: of the record's bytes)",
+            )
+            bad.without_id = 0
 
     # the contract
 
@@ -455,27 +544,49 @@ class ComplianceSource:
             if abandon is not None and abandon.is_set():
                 raise WindowOverflowError("another pass of the window overflowed", len(found))
             if limit is not None and len(found) >= limit:
-                # Full before this file: say so without downloading it. A file is never split,
-                # so the window's first file is taken whole however many records it holds.
+                # Full before this file: say so without downloading it.
                 raise _overflow(limit, start, end, found)
-            read = self._download(log_file, organization)
-            if read.defects:
-                self._keep(
-                    read.defects, Listed(start, end, False, None, log_file.id, log_file.second)
-                )
-            if read.without_id:
-                self._log.warning(
-                    "records_without_event_id",
-                    file=log_file.id,
-                    count=read.without_id,
-                    meaning="delivered with a deterministic id (sha256: of the record's bytes)",
-                )
-            for record in read.records:
-                found[record.id] = record
+            bad = _Defects([])
+            with self._file(log_file) as spool:
+                for record in self._records(spool, log_file, organization, bad):
+                    found[record.id] = record
+                    if limit is not None and len(found) > limit:
+                        # Inside a file too: the cycle cuts down to this file's second and
+                        # streams it (`stream_pass`).
+                        raise _overflow(limit, start, end, found)
+            self._settle(bad, log_file, start, end)
             found.parts[log_file.id] = log_file.second
-            if limit is not None and len(found) > limit and len(found.parts) > 1:
-                raise _overflow(limit, start, end, found)
         return found
+
+    def stream_pass(
+        self,
+        start: int,
+        end: int,
+        which: str,
+        /,
+        *,
+        batch: int,
+        organization: str | None = None,
+        skip: frozenset[str] = frozenset(),
+    ) -> Iterator[Found]:
+        """The records of every file of `[start, end)` in batches of `batch`, as they are read
+        from each verified file; a file's id is in the `parts` of the batch after its last
+        record, and the last batch (possibly empty) follows the last file."""
+        found = Found()
+        for log_file in self._files(start, end):
+            if log_file.id in skip:
+                continue
+            bad = _Defects([])
+            with self._file(log_file) as spool:
+                for record in self._records(spool, log_file, organization, bad):
+                    found[record.id] = record
+                    if len(found) >= batch:
+                        self._settle(bad, log_file, start, end)
+                        yield found
+                        found = Found()
+            self._settle(bad, log_file, start, end)
+            found.parts[log_file.id] = log_file.second
+        yield found
 
     def _keep(self, defects: list[Defect], listed: Listed) -> None:
         """Quarantine a file's unreadable records (durably, before its window is delivered)."""
@@ -511,10 +622,12 @@ class ComplianceSource:
         if not page.files:
             return f"reachable, key accepted for {self.event_type} (no log file listed)"
         first = page.files[0]
-        read = self._download(first, self.settings.organization)
+        bad = _Defects([])
+        with self._file(first) as spool:
+            records = sum(1 for _ in self._records(spool, first, None, bad))
         return (
             f"reachable, key accepted for {self.event_type} ({len(page.files)} file(s) on page "
-            f"1; downloaded {first.id}: {len(read.records)} record(s))"
+            f"1; downloaded {first.id}: {records} record(s))"
         )
 
 

@@ -91,6 +91,8 @@ class FakeWebhook:
         self.reject_ids: set[str] = set()
         self.fail_ids: set[str] = set()
         self.refuse_all: int | None = None
+        # Accept this many deliveries, then answer every request 503 (a receiver going down).
+        self.down_after: int | None = None
         self.echo = False
         self.deliveries: list[Delivery] = []
         self.duplicates_dropped = 0
@@ -115,6 +117,8 @@ class FakeWebhook:
     def _handle(self, request: Recorded) -> Reply:
         if self.refuse_all is not None:
             return Reply(self.refuse_all, b"refusing everything")
+        if self.down_after is not None and len(self.deliveries) >= self.down_after:
+            return Reply(503, b"down")
         if request.method not in ("POST", "PUT"):
             return Reply(204, headers={"allow": "POST, PUT"})
         if (problem := self._auth_problem(request)) is not None:
@@ -124,7 +128,7 @@ class FakeWebhook:
             docs = _documents(request)
         except ValueError as exc:  # includes JSON and UTF-8 decoding errors
             return Reply(400, f"malformed body: {exc}".encode())
-        ids = [d.get("id") for d in docs if isinstance(d, dict)]
+        ids = [document_id(d) for d in docs]
         if any(i in self.fail_ids for i in ids):
             return Reply(500, b"internal error")
         if bad := [i for i in ids if i in self.reject_ids]:

@@ -33,6 +33,17 @@ def _logging_as_before() -> Iterator[None]:
     structlog.configure(**config)
 
 
+_made: list[ComplianceSource] = []
+
+
+@pytest.fixture(autouse=True)
+def _sources_closed() -> Iterator[None]:
+    """Close every source a test made, as the runtime does: a source keeps the files it read."""
+    yield
+    while _made:
+        _made.pop().close()
+
+
 @pytest.fixture
 def emulator() -> Iterator[ComplianceEmulator]:
     with ComplianceEmulator(api_key=KEY, keys_without_permission={NO_GRANT}) as emu:
@@ -68,11 +79,13 @@ def make_source(
         "retry_max_attempts": 4,
         **settings,
     }
-    return ComplianceSource(
+    source = ComplianceSource(
         ComplianceSourceSettings(**values),
         SecretStr(key),
         sleep=sleeps if sleeps is not None else Sleeps(),
     )
+    _made.append(source)
+    return source
 
 
 def read_all(source: ComplianceSource, since: int = SINCE) -> dict[str, Any]:
@@ -147,6 +160,7 @@ def handmade_source(base_url: str, tmp_path: Path | None = None) -> ComplianceSo
         retry_max_attempts=2,
     )
     source = ComplianceSource(settings, SecretStr(KEY), sleep=Sleeps())
+    _made.append(source)
     if tmp_path is not None:
         source.quarantine = Quarantine(tmp_path / "quarantine.jsonl", "q")
     return source

@@ -202,20 +202,28 @@ def _listing_request() -> Recorded:
     return Recorded("GET", path, {}, {}, b"", b"")
 
 
-def test_a_file_over_the_limit_is_taken_whole_and_read_once(
+def test_a_window_overflows_inside_a_file_and_its_second_streams_from_the_spool(
     emulator: ComplianceEmulator,
 ) -> None:
-    """A file cannot be split: a window's first file comes whole however far past `limit`, a
-    full window overflows before downloading its next file, and the piece read again takes the
-    last file read from memory, not from the API."""
+    """A window past `limit` overflows where it is, inside a file too, with every record seen
+    at the file's second (so the cycle cuts down to it); that second then streams in batches
+    from the file kept on download, not from the API; a window full before a file overflows
+    without downloading it."""
     big, small = emulator.add_files("AUTH_LOG", count=2, records_per_file=30)
+    second = big.end_micros // 1_000_000
     source = make_source(emulator)
     until = source.final_until(SINCE)
-    alone = source.fetch_pass(SINCE, big.end_micros // 1_000_000 + 1, "AUTH_LOG", limit=10)
-    assert len(alone) == 30 and list(alone.parts) == [big.id]
-    downloads = emulator.stats.download_requests
-    with pytest.raises(WindowOverflowError) as overflow:
+    with pytest.raises(WindowOverflowError) as inside:
         source.fetch_pass(SINCE, until, "AUTH_LOG", limit=10)
-    assert overflow.value.seen == 30  # it stopped before the second file
-    assert emulator.stats.download_requests == downloads  # the first from memory, not the second
-    assert small.id not in alone.parts
+    assert (inside.value.seen, inside.value.spread, inside.value.earliest) == (11, 0, second)
+    downloads = emulator.stats.download_requests
+    batches = list(source.stream_pass(second, second + 1, "AUTH_LOG", batch=8))
+    assert emulator.stats.download_requests == downloads  # from the spool
+    assert [len(b) for b in batches] == [8, 8, 8, 6]
+    assert [dict(b.parts) for b in batches] == [{}, {}, {}, {big.id: second}]
+    assert len({i for b in batches for i in b}) == 30
+    with pytest.raises(WindowOverflowError) as before:
+        source.fetch_pass(SINCE, until, "AUTH_LOG", limit=30)
+    assert before.value.seen == 30  # full after the first file: the second is not downloaded
+    assert emulator.stats.download_requests == downloads
+    assert small.id != big.id

@@ -229,3 +229,48 @@ def test_a_missing_compliance_key_is_a_config_error_naming_the_table(
     assert main(["run", "--once", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert '"ws"' in err and KEY_ENV in err and "ws.AUTH_LOG" not in err
+
+
+def test_a_type_taken_out_of_event_types_is_reported_and_resumes_when_named_again(
+    emulator: ComplianceEmulator,
+    tmp_path: Path,
+    compliance_key: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Its state stays and is reported at start (`orphan_state`) and in `status`, saying how
+    to start it afresh; named again, it resumes from its cursors (nothing downloaded again); a
+    renamed source's state is reported as such."""
+    emulator.add_files("AUTH_LOG", count=2)
+    emulator.add_files("AUDIT_LOG", count=2)
+    both = write_config(tmp_path, emulator, ["AUTH_LOG", "AUDIT_LOG"])
+    assert main(["run", "--once", "--config", str(both)]) == 0
+    downloads = emulator.stats.storage_requests
+
+    one = write_config(tmp_path, emulator, ["AUTH_LOG"])
+    capsys.readouterr()
+    assert main(["run", "--once", "--config", str(one)]) == 0
+    warnings = [
+        orjson.loads(line)
+        for line in capsys.readouterr().err.splitlines()
+        if '"orphan_state"' in line
+    ]
+    assert [w["pipeline"] for w in warnings] == ["ws.AUDIT_LOG"]
+    assert "no longer in the event_types of source 'ws'" in warnings[0]["meaning"]
+    assert main(["status", "--config", str(one), "--json"]) == 0
+    (state,) = orjson.loads(capsys.readouterr().out)["orphan_states"]
+    assert state["name"] == "ws.AUDIT_LOG" and state["high_water_at"] is not None
+    assert main(["status", "--config", str(one)]) == 0
+    assert "state of ws.AUDIT_LOG" in capsys.readouterr().out
+
+    both = write_config(tmp_path, emulator, ["AUTH_LOG", "AUDIT_LOG"])
+    assert main(["run", "--once", "--config", str(both)]) == 0
+    assert emulator.stats.storage_requests == downloads  # resumed: nothing read again
+    assert main(["status", "--config", str(both), "--json"]) == 0
+    assert orjson.loads(capsys.readouterr().out)["orphan_states"] == []
+
+    renamed = both.read_text().replace('name = "ws"', 'name = "chatgpt"')
+    both.write_text(renamed)
+    assert main(["status", "--config", str(both), "--json"]) == 0
+    states = orjson.loads(capsys.readouterr().out)["orphan_states"]
+    assert [s["name"] for s in states] == ["ws.AUDIT_LOG", "ws.AUTH_LOG"]
+    assert all("no configured source is named" in s["meaning"] for s in states)
