@@ -24,7 +24,7 @@ from shipper.http.sink_client import (
     policy_of,
     send_with_retries,
 )
-from shipper.model.event import AuditEvent, JsonDict, outcome_of
+from shipper.model.event import AuditEvent, JsonDict, outcome_of, rfc3339_ms
 from shipper.pipeline.sink import (
     Progress,
     Rejection,
@@ -39,7 +39,9 @@ from shipper.render import (
     DocumentRenderer,
     Renderer,
     document_renderer,
+    occurred_ms,
     renderer,
+    splunk_sourcetype,
 )
 from shipper.retry import (
     RETRYABLE_HTTP_STATUSES,
@@ -95,6 +97,7 @@ __all__ = [
     "is_retryable",
     "log_retry",
     "make_client",
+    "occurred_ms",
     "open_append",
     "outcome_of",
     "pause",
@@ -106,8 +109,10 @@ __all__ = [
     "reopen_generation",
     "retryable_statuses",
     "retrying",
+    "rfc3339_ms",
     "send_with_retries",
     "sink_logger",
     "sink_section",
+    "splunk_sourcetype",
     "write_all",
 ]

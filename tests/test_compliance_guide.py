@@ -20,14 +20,15 @@ from shipper.config.settings import Config, load_config
 from shipper.model.event import ComplianceRecord
 from shipper.pipeline.privacy import SinkView, sink_view
 from shipper.pipeline.sink import SinkSettings
-from shipper.render import document_renderer, renderer
+from shipper.render import document_renderer, occurred_ms, renderer
 from shipper.render.compliance import sourcetype
 from shipper.render.compliance.record import dig, view_of
 from sinks.datadog.protocol import ItemMeta, item
+from sinks.elasticsearch.bulk import document
 from sinks.secops.protocol import entry_times
 from sinks.sentinel.records import generic
 from sinks.splunk_hec.protocol import Envelope, envelope
-from sinks.syslog.format import pri_of
+from sinks.syslog.format import Header, pri_of
 from tests.render import compliance_samples as cs
 from tests.render.cef_parser import parse
 
@@ -202,15 +203,27 @@ def _one(kind: str) -> list[SinkSettings]:
     return [s for snippet in siem_snippets() for s in load_sinks(snippet) if s.type == kind]
 
 
-def test_splunk_sinks_send_each_type_under_its_stanzas_sourcetype() -> None:
-    """Each HEC sink takes one type and names that type's sourcetype, which props.conf has."""
+def test_the_splunk_sink_sends_each_type_under_its_stanzas_sourcetype() -> None:
+    """One HEC sink takes the security types and leaves `sourcetype` and `source` unset, so each
+    record it receives goes under its type's sourcetype, which props.conf has a stanza for, and
+    the source the page names."""
     props = (ROOT / "deploy" / "splunk" / "props.conf").read_text()
-    for settings in _one("splunk_hec"):
-        (record_type,) = settings.event_types
-        wanted = sourcetype(record_type)
-        assert getattr(settings, "sourcetype") == wanted  # noqa: B009
-        assert f"[{wanted}]" in props
-        assert settings.format == "normalized"
+    page = " ".join(PAGE.read_text().split())
+    (settings,) = _one("splunk_hec")
+    assert getattr(settings, "sourcetype") is None and getattr(settings, "source") is None  # noqa: B009
+    assert settings.format == "normalized"
+    meta = Envelope(None, None, None, None, True)
+    view = sink_view(settings.event_types, settings.privacy, None)
+    sent: set[str] = set()
+    for record in records():
+        if isinstance(view, SinkView) and not view.takes(record):
+            continue
+        obj = orjson.loads(envelope(record, {}, meta))
+        assert obj["sourcetype"] == sourcetype(record.type), record.type
+        assert f"\n[{obj['sourcetype']}]\n" in props
+        assert f"source `{obj['source']}`" in page
+        sent.add(obj["sourcetype"])
+    assert {"openai:compliance:auth_log", "openai:compliance:audit_log"} <= sent
 
 
 def test_elastic_sink_writes_where_the_compliance_template_applies() -> None:
@@ -260,26 +273,34 @@ def test_the_syslog_searches_match_the_cef_of_their_records() -> None:
     assert all(view_of(cs.record(r.raw)).outcome == "failure" for r in records() if r.id in blocked)
 
 
-def test_sinks_stamp_the_files_end_time_and_documents_keep_the_records_own() -> None:
-    """The page's time paragraph: HEC `time`, Sentinel `TimeGenerated`, SecOps `logEntryTime`
-    and Datadog `timestamp` are the record's `effective_at`; normalized `timestamp`, ECS
-    `@timestamp` and CEF `rt` are the record's own time."""
+def test_sinks_stamp_the_records_own_time_as_the_documents_do() -> None:
+    """The page's time paragraph: HEC `time`, Sentinel `TimeGenerated`, SecOps `logEntryTime`,
+    Datadog `timestamp`, the syslog header and Elasticsearch's added `@timestamp` are the
+    record's own time, as normalized `timestamp`, ECS `@timestamp` and CEF `rt` are, not the
+    end time of the log file (`effective_at`)."""
     record = cs.sample("AUTH_LOG", action="login_failed")
     own = dt.datetime.fromisoformat(record.raw["timestamp"])
+    own_ms = int(own.timestamp() * 1000)
     file_end = dt.datetime.fromtimestamp(record.effective_at, dt.UTC)
     assert own != file_end
-    meta = Envelope("openai:compliance:auth_log", "openai:compliance", None, None, True)
-    assert orjson.loads(envelope(record, {}, meta))["time"] == record.effective_at
-    assert generic(document_renderer("normalized"))(record)["TimeGenerated"] == record.timestamp
-    assert entry_times(record, file_end + dt.timedelta(hours=1))[0].startswith(
-        file_end.strftime("%Y-%m-%dT%H:%M:%S")
-    )
+    meta = Envelope(None, None, None, None, True)
+    assert orjson.loads(envelope(record, {}, meta))["time"] == own_ms / 1000
+    stamped = generic(document_renderer("normalized"))(record)["TimeGenerated"]
+    assert dt.datetime.fromisoformat(stamped) == own
+    entry, _ = entry_times(record, file_end + dt.timedelta(hours=1))
+    assert dt.datetime.fromisoformat(entry) == own
     item_meta = ItemMeta("openai", "chatgpt-compliance", None, ())
-    assert orjson.loads(item(record, b"{}", item_meta, late=False))["timestamp"] == (
-        record.effective_at * 1000
+    assert (
+        orjson.loads(item(record, b"{}", item_meta, time_ms=own_ms, late=False))["timestamp"]
+        == occurred_ms(record)
+        == own_ms
+    )
+    header = Header.create("rfc5424", facility=16, hostname="h", app_name="a", procid="1")
+    stamp = header.message(record, b"{}").split(b" ")[1].decode()
+    assert dt.datetime.fromisoformat(stamp) == own
+    assert (
+        dt.datetime.fromisoformat(document(record, document_renderer("raw"))["@timestamp"]) == own
     )
     assert document_renderer("normalized")(record)["timestamp"] == "2026-07-20T08:10:02Z"
     assert document_renderer("ecs")(record)["@timestamp"] == "2026-07-20T08:10:02Z"
-    assert parse(renderer("cef")(record).decode()).extensions["rt"] == str(
-        int(own.timestamp() * 1000)
-    )
+    assert parse(renderer("cef")(record).decode()).extensions["rt"] == str(own_ms)

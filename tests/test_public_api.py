@@ -41,6 +41,7 @@ SINK_API = {
     "is_retryable",
     "log_retry",
     "make_client",
+    "occurred_ms",
     "open_append",
     "outcome_of",
     "pause",
@@ -52,9 +53,11 @@ SINK_API = {
     "reopen_generation",
     "retryable_statuses",
     "retrying",
+    "rfc3339_ms",
     "send_with_retries",
     "sink_logger",
     "sink_section",
+    "splunk_sourcetype",
     "write_all",
 }
 

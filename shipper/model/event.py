@@ -158,6 +158,14 @@ def rfc3339(seconds: int) -> str:
     return f"{_utc_date(day)}T{rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}Z"
 
 
+def rfc3339_ms(ms: int) -> str:
+    """`ms` milliseconds since the epoch as RFC 3339 UTC: 2024-07-12T17:09:50Z for a whole
+    second (what `rfc3339` writes), else with three fractional digits, 2024-07-12T17:09:50.123Z."""
+    seconds, fraction = divmod(ms, 1000)
+    text = rfc3339(seconds)
+    return f"{text[:-1]}.{fraction:03d}Z" if fraction else text
+
+
 @functools.lru_cache(maxsize=1024)
 def _utc_date(day: int) -> str:
     return (_EPOCH + dt.timedelta(days=day)).strftime("%Y-%m-%d")
@@ -322,7 +330,8 @@ class ComplianceRecord(AuditEvent):
     `id` is the record's `event_id` (the de-duplication key), `type` its `type` (the file's
     event type), and `effective_at` the whole second of the `end_time` of the file it was read
     from: the listing's cursor, so windows and sink cursors work on files as they do on audit
-    events. The record's own `timestamp` stays in the record, where renderers read it.
+    events. The record's own `timestamp` stays in the record, where renderers read it, and
+    `shipper.render.occurred_ms` reads it for the sinks that stamp a time of their own.
     """
 
     __slots__ = ()

@@ -7,6 +7,10 @@ Formats are imported lazily so `shipper --help` stays fast.
 Each source's events have their own mapping: a `ComplianceRecord` (`source_type`
 "chatgpt_compliance") renders through `shipper.render.compliance`, every other event through the
 audit-log renderers. `raw` is the same for both: the bytes the source received.
+
+`occurred_ms` is when an event happened, for sinks that stamp a time of their own (a compliance
+record's `effective_at` is its log file's end time, not its own), and `splunk_sourcetype` the
+sourcetype `deploy/splunk/` reads it under; both reach sinks through `shipper.sink_api`.
 """
 
 from __future__ import annotations
@@ -42,6 +46,37 @@ def by_source(
         return audit(event)
 
     return render
+
+
+def occurred_ms(event: AuditEvent) -> int:
+    """When the event happened, in milliseconds since the epoch: the time a sink stamps on it
+    (HEC `time`, Datadog `timestamp`, a syslog header, SecOps `logEntryTime`, Sentinel
+    `TimeGenerated`, Elasticsearch's `@timestamp` fallback).
+
+    An audit-log event happened at its `effective_at`, read from the attribute (no JSON parsed).
+    A compliance record's `effective_at` is the end time of its log file, so its own time is read
+    from the record as its renderings read it (`timestamp`, else `message.created_at`, else the
+    COSTS hour bucket, else the file's end time): one parse of its JSON per call.
+    """
+    if event.source_type == COMPLIANCE_SOURCE:
+        from shipper.render.compliance.record import occurred_ms as record_ms
+
+        return record_ms(event)
+    return event.effective_at * 1000
+
+
+AUDIT_SOURCETYPE = "openai:audit"
+
+
+def splunk_sourcetype(event: AuditEvent) -> str:
+    """The Splunk sourcetype `deploy/splunk/props.conf` reads this event under: `openai:audit`
+    for an audit-log event, `openai:compliance:<type in lower case>` for a compliance record
+    (`openai:compliance:logs` for a type shipper does not know)."""
+    if event.source_type == COMPLIANCE_SOURCE:
+        from shipper.render.compliance.types import sourcetype
+
+        return sourcetype(event.type)
+    return AUDIT_SOURCETYPE
 
 
 def document_renderer(fmt: str) -> DocumentRenderer:

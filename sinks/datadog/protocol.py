@@ -2,22 +2,21 @@
 
 An item is `{"ddsource", "service", "hostname", "ddtags", "message", "timestamp"}`: `message` is
 the rendered document as JSON text (Datadog parses a JSON message into attributes, and reserved
-attribute names inside it cannot clash with the item's own keys), `timestamp` is the event time
-in milliseconds. Limits (Datadog's "Send logs" page): 1,000 items and 5 MB uncompressed per
-request, 1 MB per log (a bigger one is accepted but truncated, still 2xx), and event time at most
-18 hours in the past.
+attribute names inside it cannot clash with the item's own keys), `timestamp` is the time the
+event happened in milliseconds (`occurred_ms`: a compliance record's own time). Limits
+(Datadog's "Send logs" page): 1,000 items and 5 MB uncompressed per request, 1 MB per log (a
+bigger one is accepted but truncated, still 2xx), and event time at most 18 hours in the past.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
 import orjson
 
-from shipper.sink_api import AuditEvent, Refused, SinkFatalError, describe
+from shipper.sink_api import AuditEvent, Refused, SinkFatalError, describe, rfc3339_ms
 
 LOGS_PATH = "/api/v2/logs"
 VALIDATE_PATH = "/api/v1/validate"
@@ -41,27 +40,25 @@ class ItemMeta:
     tags: tuple[str, ...]
 
 
-def is_late(event: AuditEvent, now: float) -> bool:
-    """Whether the intake would not keep this event's time (with `AGE_MARGIN` to spare)."""
-    return event.effective_at < now - (MAX_EVENT_AGE - AGE_MARGIN)
+def is_late(time_ms: int, now: float) -> bool:
+    """Whether the intake would not keep an event time of `time_ms` (epoch milliseconds, the
+    event's `occurred_ms`) at `now` (epoch seconds), with `AGE_MARGIN` to spare."""
+    return time_ms / 1000 < now - (MAX_EVENT_AGE - AGE_MARGIN)
 
 
-def late_reason(event: AuditEvent, now: float) -> str:
-    hours = (now - event.effective_at) / 3600
+def late_reason(time_ms: int, now: float) -> str:
+    hours = (now - time_ms / 1000) / 3600
     return (
-        f"event time {_iso(event.effective_at)} is {hours:.1f} h old: Datadog keeps event times "
+        f"event time {rfc3339_ms(time_ms)} is {hours:.1f} h old: Datadog keeps event times "
         "only up to 18 h back, so it would be stored with the wrong time "
         '(late_events = "refuse"; set "flag" to send it flagged instead)'
     )
 
 
-def _iso(seconds: int) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def item(event: AuditEvent, message: bytes, meta: ItemMeta, *, late: bool) -> bytes:
-    """One log item. A late event carries no `timestamp` (Datadog stamps it on arrival) but the
-    tag `shipper_late:true` and its real time in `event_time`, so no time changes unannounced."""
+def item(event: AuditEvent, message: bytes, meta: ItemMeta, *, time_ms: int, late: bool) -> bytes:
+    """One log item; `time_ms` is when the event happened (`occurred_ms`). A late event carries
+    no `timestamp` (Datadog stamps it on arrival) but the tag `shipper_late:true` and its real
+    time in `event_time`, so no time changes unannounced."""
     tags = [*meta.tags, f"event_type:{event.type}"]
     if event.organization:
         tags.append(f"organization:{event.organization}")
@@ -70,9 +67,9 @@ def item(event: AuditEvent, message: bytes, meta: ItemMeta, *, late: bool) -> by
         obj["hostname"] = meta.hostname
     if late:
         tags.append(LATE_TAG)
-        obj["event_time"] = _iso(event.effective_at)
+        obj["event_time"] = rfc3339_ms(time_ms)
     else:
-        obj["timestamp"] = event.effective_at * 1000
+        obj["timestamp"] = time_ms
     obj["ddtags"] = ",".join(tags)
     obj["message"] = message.decode("utf-8")
     return orjson.dumps(obj)

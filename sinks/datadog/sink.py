@@ -6,10 +6,11 @@ Delivered means Datadog answered 202: accepted for processing. Datadog has no id
 a re-sent window is stored twice (see docs/sinks/datadog.md for de-duplicating by `@id`).
 
 Before sending, two kinds of events are set apart, each with its reason: one whose item is over
-1 MB (Datadog would truncate it) goes to the dead letters; one older than the intake's 18-hour
-window is, per `late_events`, sent flagged (`shipper_late:true`, real time in `event_time`) or
-dead-lettered. 408/429/5xx are retried honouring Retry-After; 400 and 413 are isolated to the
-events behind them (`shipper.http.isolate`); 401/403/404 stop the sink saying what to fix.
+1 MB (Datadog would truncate it) goes to the dead letters; one whose time (`occurred_ms`: a
+compliance record's own time) is older than the intake's 18-hour window is, per `late_events`,
+sent flagged (`shipper_late:true`, real time in `event_time`) or dead-lettered. 408/429/5xx are
+retried honouring Retry-After; 400 and 413 are isolated to the events behind them
+(`shipper.http.isolate`); 401/403/404 stop the sink saying what to fix.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from shipper.sink_api import (
     describe,
     encode_body,
     make_client,
+    occurred_ms,
     policy_of,
     redact,
     renderer,
@@ -228,12 +230,13 @@ class DatadogSink:
         rejections: list[Rejection] = []
         flagged = 0
         for event in batch:
-            late = is_late(event, now)
+            when = occurred_ms(event)
+            late = is_late(when, now)
             if late and self.settings.late_events == "refuse":
-                rejections.append(Rejection(event, late_reason(event, now)))
+                rejections.append(Rejection(event, late_reason(when, now)))
                 continue
             try:
-                doc = item(event, self._render(event), self._meta, late=late)
+                doc = item(event, self._render(event), self._meta, time_ms=when, late=late)
             except (TypeError, ValueError) as exc:  # orjson refuses e.g. lone surrogates
                 rejections.append(Rejection(event, f"cannot encode as JSON: {redact(str(exc))}"))
                 continue

@@ -21,8 +21,10 @@ from shipper.sink_api import (
     AuditEvent,
     DocumentRenderer,
     JsonDict,
+    occurred_ms,
     redact,
     retryable_statuses,
+    rfc3339_ms,
 )
 
 MAX_REASON = 500
@@ -42,11 +44,14 @@ class Entry:
 
 
 def document(event: AuditEvent, render: DocumentRenderer) -> JsonDict:
-    """The rendered document; `@timestamp` (RFC 3339, from effective_at) added if it is missing."""
+    """The rendered document; `@timestamp` added if it is missing: RFC 3339, when the event
+    happened (`occurred_ms`: `effective_at` for an audit-log event, a compliance record's own
+    time, not its log file's end time)."""
     doc = render(event)
     if "@timestamp" in doc:
         return doc
-    return {"@timestamp": event.timestamp, **doc}  # a new dict: `raw` must never be mutated
+    stamp = rfc3339_ms(occurred_ms(event))
+    return {"@timestamp": stamp, **doc}  # a new dict: `raw` must never be mutated
 
 
 def encode_entry(event: AuditEvent, render: DocumentRenderer, index: str) -> Entry:

@@ -4,7 +4,10 @@ Files are reopened when rotated away (renamed or deleted: checked before each wr
 SIGHUP in follow mode; at most MAX_OPEN_FILES stay open.
 
 `path` may hold strftime placeholders (`out/audit-%Y-%m-%d.jsonl`); they are filled from each
-event's own time (UTC), so a replay writes an event to the same daily file as the first time.
+event's `effective_at` (UTC), so a replay writes an event to the same daily file as the first
+time. For a compliance record that is the end time of the log file it came from, not the
+record's own time (`occurred_ms`): the records of one log file stay in one output file, and a
+`raw` archive never parses a record to choose its file.
 """
 
 from __future__ import annotations

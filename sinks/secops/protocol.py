@@ -1,7 +1,8 @@
 """The `logs:import` request and Google's answers, as pure functions.
 
 Each event becomes one `Log`: `data` = the event's JSON bytes, base64 (so no content can break
-the request's framing), `logEntryTime` = `effective_at`, `collectionTime` = when this send
+the request's framing), `logEntryTime` = when the event happened (`occurred_ms`: `effective_at`
+for an audit-log event, a compliance record's own time), `collectionTime` = when this send
 began. Google requires `collectionTime` to be after `logEntryTime`; an event stamped in the
 future (the API's clock ahead of ours) gets a collection time just after its own time.
 Field names are camelCase, as in the API reference.
@@ -17,7 +18,7 @@ from typing import Any
 import httpx
 import orjson
 
-from shipper.sink_api import AuditEvent, describe, redact
+from shipper.sink_api import AuditEvent, describe, occurred_ms, redact
 
 ENVELOPE_HEAD = b'{"inlineSource":{"logs":['
 ENVELOPE_TAIL = b"]}}"
@@ -26,6 +27,7 @@ ENVELOPE_TAIL = b"]}}"
 ENVELOPE_BYTES = len(ENVELOPE_HEAD) + len(ENVELOPE_TAIL) - 1
 MAX_REASON = 500
 AFTER = dt.timedelta(milliseconds=1)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def rfc3339(moment: dt.datetime) -> str:
@@ -35,8 +37,9 @@ def rfc3339(moment: dt.datetime) -> str:
 
 
 def entry_times(event: AuditEvent, collected: dt.datetime) -> tuple[str, str]:
-    """(logEntryTime, collectionTime), the second strictly after the first."""
-    entry = dt.datetime.fromtimestamp(event.effective_at, dt.UTC)
+    """(logEntryTime, collectionTime), the second strictly after the first; logEntryTime is when
+    the event happened (`occurred_ms`: a compliance record's own time, to the millisecond)."""
+    entry = EPOCH + dt.timedelta(milliseconds=occurred_ms(event))
     return rfc3339(entry), rfc3339(max(collected, entry + AFTER))
 
 

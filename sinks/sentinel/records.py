@@ -4,9 +4,12 @@
 `Custom-OpenAIAuditLogs_CL` (Azure/Azure-Sentinel, Solutions/OpenAI): the API's `id`, `type`,
 `effective_at`, `actor`, `project`, the type-keyed payload as `EventDetails`, and
 `friendlyName`; that DCR's transform fills the table OpenAIAuditLogs_CL, which the solution's
-`OpenAIAuditLogs` parser and sample queries read. `generic` sends a small fixed envelope (the
-Logs Ingestion API drops keys the stream does not declare, so the document's own keys cannot be
-columns without a DCR that names each) with the whole rendered document in one dynamic column.
+`OpenAIAuditLogs` parser and sample queries read (its TimeGenerated is `effective_at`, when an
+audit-log event happened; the profile takes nothing else). `generic` sends a small fixed
+envelope (the Logs Ingestion API drops keys the stream does not declare, so the document's own
+keys cannot be columns without a DCR that names each) with the whole rendered document in one
+dynamic column, and `TimeGenerated` the time the event happened (`occurred_ms`: a compliance
+record's own time, not its log file's end time).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Callable
 
 import orjson
 
-from shipper.sink_api import AuditEvent, DocumentRenderer, JsonDict
+from shipper.sink_api import AuditEvent, DocumentRenderer, JsonDict, occurred_ms, rfc3339_ms
 
 MAX_FIELD_BYTES = 64 * 1024  # documented: longer values are truncated by the service, silently
 
@@ -41,7 +44,7 @@ def openai_solution(connector_name: str) -> Shape:
 def generic(render: DocumentRenderer) -> Shape:
     def shape(event: AuditEvent) -> JsonDict:
         return {
-            "TimeGenerated": event.timestamp,
+            "TimeGenerated": rfc3339_ms(occurred_ms(event)),
             "EventId": event.id,
             "EventType": event.type,
             "SourceType": event.source_type,

@@ -12,13 +12,21 @@ authorization not enabled (400); 17 healthy (200); 18-20 unhealthy (503).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import orjson
 
-from shipper.sink_api import AuditEvent, JsonDict, Refused, SinkFatalError, describe
+from shipper.sink_api import (
+    AuditEvent,
+    JsonDict,
+    Refused,
+    SinkFatalError,
+    describe,
+    occurred_ms,
+    splunk_sourcetype,
+)
 
 EVENT_PATH = "/services/collector/event"
 ACK_PATH = "/services/collector/ack"
@@ -33,23 +41,55 @@ CODE_ACK_DISABLED = 14
 CODE_HEALTHY = 17
 
 
+MAX_LABELS = 4096  # event types remembered; the API has a few hundred
+
+
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """The metadata keys of every event sent; None keys are left out (HEC then uses its defaults)."""
+    """The metadata keys of every event sent. `sourcetype` and `source` None: each event's own
+    (`labels`); `host` and `index` None are left out (HEC then uses the token's defaults)."""
 
-    sourcetype: str
-    source: str
+    sourcetype: str | None
+    source: str | None
     host: str | None
     index: str | None
     indexed_fields: bool
+    # type -> (source_type, sourcetype, source): one lookup by a string whose hash is cached.
+    _labels: dict[str, tuple[str, str, str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def labels(self, event: AuditEvent) -> tuple[str, str, str]:
+        """(source_type, sourcetype, source) of the event: the configured values, else its own,
+        the stanza of `deploy/splunk/props.conf` for its kind and type (`splunk_sourcetype`)
+        and `openai:<source type>` (`openai:audit_log`, `openai:chatgpt_compliance`)."""
+        found = self._labels.get(event.type)
+        if found is None or found[0] != event.source_type:
+            if len(self._labels) >= MAX_LABELS:
+                self._labels.clear()
+            found = self._labels[event.type] = (
+                event.source_type,
+                splunk_sourcetype(event) if self.sourcetype is None else self.sourcetype,
+                f"openai:{event.source_type}" if self.source is None else self.source,
+            )
+        return found
 
 
 def envelope(event: AuditEvent, document: JsonDict, meta: Envelope) -> bytes:
-    """One HEC event object; JSON escaping keeps any content inside its string (no framing risk)."""
+    """One HEC event object; JSON escaping keeps any content inside its string (no framing risk).
+
+    `time` is when the event happened (`occurred_ms`): for a compliance record its own time,
+    not the end time of its log file."""
+    ms = occurred_ms(event)
+    labels = meta._labels.get(event.type)  # `meta.labels(event)`, its hit inline: every event
+    if labels is None or labels[0] != event.source_type:
+        labels = meta.labels(event)
     obj: JsonDict = {
-        "time": event.effective_at,
-        "sourcetype": meta.sourcetype,
-        "source": meta.source,
+        # Epoch seconds; milliseconds as the fraction only when there are any, so a whole
+        # second stays an integer, as audit-log events have always been sent.
+        "time": ms / 1000 if ms % 1000 else ms // 1000,
+        "sourcetype": labels[1],
+        "source": labels[2],
     }
     if meta.host is not None:
         obj["host"] = meta.host

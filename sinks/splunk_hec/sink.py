@@ -1,12 +1,15 @@
 """Splunk HTTP Event Collector sink (`type = "splunk_hec"`).
 
 Events go to `POST {url}/services/collector/event` as concatenated HEC event objects, each
-document under `event`, with `time` = the event's `effective_at`. Delivered means: HEC reported
-the request's `ackId` as indexed (indexer acknowledgement, checked in `flush()`, so the cursor
-moves only over indexed data), or, without it, only that HEC answered 200 (accepted, and lost if
-HEC dies before indexing). `indexer_ack = "auto"` (the default) uses acknowledgement when the
-token has it: asked at start on `/services/collector/ack`, else told by the first reply (an
-`ackId` or none); when it is off, a warning says so at start and `check` says so.
+document under `event`, with `time` = when the event happened (`occurred_ms`: a compliance
+record's own time, not its log file's end time) and, unless configured, the sourcetype and
+source of its kind (`openai:audit` for the audit log, `openai:compliance:<type>` for each
+compliance record type). Delivered means: HEC reported the request's `ackId` as indexed
+(indexer acknowledgement, checked in `flush()`, so the cursor moves only over indexed data), or,
+without it, only that HEC answered 200 (accepted, and lost if HEC dies before indexing).
+`indexer_ack = "auto"` (the default) uses acknowledgement when the token has it: asked at start
+on `/services/collector/ack`, else told by the first reply (an `ackId` or none); when it is off,
+a warning says so at start and `check` says so.
 
 429/5xx (503 code 9 "server busy" included) are retried; a bad token, a missing index or a
 refused channel stops the sink with a message saying what to fix; code 6 with
@@ -73,8 +76,19 @@ class SplunkHecSettings(HttpSinkSettings):
     url: str = Field(description="HEC base URL, e.g. https://splunk.example.com:8088 (no path).")
     token: SecretRef = Field(description="The HEC token: a variable or a file.")
     index: str | None = Field(default=None, description="Target index; default: the token's.")
-    sourcetype: str = Field(default="openai:audit", description="Sourcetype of every event.")
-    source: str = Field(default="openai:audit_log", description="Source of every event.")
+    sourcetype: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Sourcetype of every event; default: each event's own, openai:audit for the "
+        "audit log and openai:compliance:<type in lower case> for compliance records (the "
+        "stanzas of deploy/splunk/props.conf).",
+    )
+    source: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Source of every event; default: openai:audit_log for the audit log, "
+        "openai:chatgpt_compliance for compliance records.",
+    )
     host: str | None = Field(
         default=None, description="Host field; default: the token's default host."
     )

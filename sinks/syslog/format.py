@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from shipper.sink_api import AuditEvent, outcome_of
+from shipper.sink_api import AuditEvent, occurred_ms, outcome_of, rfc3339_ms
 
 HeaderStyle = Literal["rfc5424", "rfc3164"]
 Framing = Literal["octet-counting", "lf"]
@@ -165,7 +165,9 @@ class Header:
         return pri_of(self.facility, event.type)
 
     def message(self, event: AuditEvent, body: bytes) -> bytes:
-        """One syslog message (unframed) carrying `body`."""
+        """One syslog message (unframed) carrying `body`, its TIMESTAMP the time the event
+        happened (`occurred_ms`: a compliance record's own time; RFC 5424 keeps milliseconds,
+        RFC 3164 whole seconds)."""
         if self.style == "rfc3164":
             return self._rfc3164(event) + body
         return self._rfc5424(event) + BOM + body
@@ -174,14 +176,15 @@ class Header:
         pri, msgid, sd_rest = _parts_fixed_by_type(
             self.facility, self.sd_id, event.type, event.organization
         )
+        stamp = rfc3339_ms(occurred_ms(event))
         head = (
-            f"<{pri}>1 {event.timestamp} {self.hostname} {self.app_name} {self.procid} "
+            f"<{pri}>1 {stamp} {self.hostname} {self.app_name} {self.procid} "
             f'{msgid} [{self.sd_id} id="{sd_param_value(event.id)}"{sd_rest} '
         )
         return head.encode("utf-8")
 
     def _rfc3164(self, event: AuditEvent) -> bytes:
-        stamp = rfc3164_timestamp(event.effective_at)
+        stamp = rfc3164_timestamp(occurred_ms(event) // 1000)
         tag = tag_field(self.app_name)
         return f"<{self.pri(event)}>{stamp} {self.hostname} {tag}: ".encode("ascii")
 

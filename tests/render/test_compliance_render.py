@@ -9,8 +9,14 @@ from typing import Any
 import orjson
 import pytest
 
-from shipper.model.event import AuditEvent
-from shipper.render import FORMATS, document_renderer, renderer
+from shipper.model.event import AuditEvent, ComplianceRecord
+from shipper.render import (
+    FORMATS,
+    document_renderer,
+    occurred_ms,
+    renderer,
+    splunk_sourcetype,
+)
 from shipper.render.cef import render_cef as audit_cef
 from shipper.render.compliance import (
     OTHER_SOURCETYPE,
@@ -235,6 +241,41 @@ def test_time_falls_back_to_the_file_end() -> None:
     assert doc["@timestamp"] == "2026-07-21T00:00:00Z"
     assert doc["openai_chatgpt_enterprise"]["auth_log"]["time_source"] == "file"
     assert render_ocsf(cs.record(raw))["time"] == cs.FILE_END * 1000
+
+
+@pytest.mark.parametrize("raw", RECORDS, ids=IDS)
+def test_occurred_ms_is_the_time_every_rendering_gives_the_record(raw: dict[str, Any]) -> None:
+    """`occurred_ms`, what sinks stamp, is the record's time as its renderings read it (OCSF
+    `time`, CEF `rt`), not the file's end time, whether the record is held as a dict or bytes."""
+    for record in (
+        cs.record(raw),
+        ComplianceRecord("e", raw["type"], cs.FILE_END, json=orjson.dumps(raw)),
+    ):
+        assert occurred_ms(record) == render_ocsf(record)["time"]
+        assert str(occurred_ms(record)) == parse(render_cef(record)).extensions["rt"]
+        assert occurred_ms(record) < cs.FILE_END * 1000
+
+
+def test_occurred_ms_of_an_audit_event_reads_no_json() -> None:
+    """An audit event's time is `effective_at` * 1000, read without parsing its JSON (bytes that
+    do not parse prove it); a compliance record with no time of its own, or JSON that is not an
+    object, has its file's end time."""
+    assert occurred_ms(AuditEvent("a-1", "api_key.created", 1_720_804_190, json=b"{no")) == (
+        1_720_804_190_000
+    )
+    for held in ({"event_id": "e-1", "type": "AUTH_LOG", "timestamp": "soon"}, [1, 2]):
+        assert occurred_ms(cs.record(held)) == cs.FILE_END * 1000
+
+
+def test_splunk_sourcetype_is_the_audit_logs_or_the_record_types() -> None:
+    """`splunk_sourcetype`: openai:audit for an audit event (of any type), the type's own for a
+    compliance record, openai:compliance:logs for a type shipper does not know."""
+    audit = AuditEvent("a-1", "AUTH_LOG", 1, json=b"{}")
+    assert splunk_sourcetype(audit) == "openai:audit"
+    for record_type in [*TYPES, "NEW_TYPE"]:
+        record = cs.record({"event_id": "e", "type": record_type})
+        assert splunk_sourcetype(record) == sourcetype(record_type)
+    assert splunk_sourcetype(cs.record({"type": "NEW_TYPE"})) == OTHER_SOURCETYPE
 
 
 def test_costs_without_timestamp_use_the_hour_bucket() -> None:

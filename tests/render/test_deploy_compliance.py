@@ -70,10 +70,12 @@ def compliance_stanzas() -> dict[str, Stanza]:
 
 
 def hec_event(record: ComplianceRecord, shape: str, *, indexed: bool = True) -> tuple[str, Fields]:
-    """`_raw` and the default and indexed fields of a record sent by a splunk_hec sink whose
-    `sourcetype` is the record type's (docs/compliance-siem.md)."""
-    meta = Envelope(sourcetype(record.type), "openai:compliance", None, None, indexed)
+    """`_raw` and the default and indexed fields of a record sent by a splunk_hec sink with
+    `sourcetype` and `source` left unset, as docs/compliance-siem.md sets it up: the record
+    goes under its type's sourcetype."""
+    meta = Envelope(None, None, None, None, indexed)
     sent = orjson.loads(envelope(record, document_renderer(shape)(record), meta))
+    assert sent["sourcetype"] == sourcetype(record.type)
     given: Fields = {"sourcetype": [sent["sourcetype"]], "source": [sent["source"]]}
     for key, value in sent.get("fields", {}).items():
         given[key] = [value]

@@ -14,11 +14,12 @@ from structlog.testing import capture_logs
 
 from shipper.config.settings import parse_config, sink_plugins
 from shipper.errors import ConfigError, SinkFatalError, SinkRetryableError
-from shipper.model.event import AuditEvent
+from shipper.model.event import AuditEvent, rfc3339_ms
 from shipper.testing.contract.events import api_event
 from shipper.testing.receivers.base import Reply
 from shipper.testing.receivers.datadog import FakeDatadog
 from sinks.datadog.sink import DatadogSettings, DatadogSink
+from tests.sinks import timed
 
 KEY = "dd-test-api-key-5f4e3d2c1b0a"
 NOW = 1_760_000_000  # the frozen "now" of the time-window tests
@@ -210,6 +211,37 @@ def test_the_window_keeps_a_margin_before_the_18_hour_edge(
     rejected = frozen_sink(dd, key_file, late_events="refuse").send([edge, inside])
     assert [r.event.id for r in rejected] == [edge.id]
     assert dd.logs[0]["timestamp"] == inside.effective_at * 1000
+
+
+def test_a_compliance_record_lands_at_its_own_time_not_its_files_end(
+    dd: FakeDatadog, key_file: Path, frozen: None
+) -> None:
+    """`timestamp` of a compliance record is its own time in milliseconds, not its log file's
+    end time; an audit event's stays `effective_at` * 1000."""
+    compliance, audit = timed.record(NOW - 60), event(1)
+    assert frozen_sink(dd, key_file).send([compliance, audit]) == []
+    record_log, audit_log = dd.logs
+    assert record_log["timestamp"] == timed.own_time_ms(NOW - 60) != compliance.effective_at * 1000
+    assert audit_log["timestamp"] == audit.effective_at * 1000
+
+
+def test_the_18_hour_window_is_judged_on_the_records_own_time(
+    dd: FakeDatadog, key_file: Path, frozen: None
+) -> None:
+    """A record from a file that ended a minute ago but that happened 19 h ago is late: flagged
+    with its own time in event_time, or refused saying how old it is; one that happened 17 h
+    40 min ago in a file that ended 18 h 30 min ago is not late."""
+    old = timed.record(NOW - 60, own_ms=(NOW - 19 * HOUR) * 1000 + 500)
+    inside = timed.record(NOW - 18 * HOUR - 30 * 60, own_ms=(NOW - 17 * HOUR - 40 * 60) * 1000, n=1)
+    assert frozen_sink(dd, key_file).send([old, inside]) == []
+    late, kept = dd.logs
+    assert "timestamp" not in late and "shipper_late:true" in late["ddtags"].split(",")
+    assert late["event_time"] == rfc3339_ms((NOW - 19 * HOUR) * 1000 + 500)
+    assert kept["timestamp"] == (NOW - 17 * HOUR - 40 * 60) * 1000
+    assert "shipper_late:true" not in kept["ddtags"] and dd.too_old == []
+    rejected = frozen_sink(dd, key_file, late_events="refuse").send([old, inside])
+    assert [r.event.id for r in rejected] == [old.id]
+    assert "19.0 h old" in rejected[0].reason
 
 
 # -- answers -------------------------------------------------------------------------------

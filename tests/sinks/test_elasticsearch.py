@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import gzip
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from shipper.testing.receivers.elasticsearch import DEFAULT_INDEX, FakeElasticse
 from sinks.elasticsearch.bulk import bulk_body, encode_entry
 from sinks.elasticsearch.settings import ElasticsearchSettings
 from sinks.elasticsearch.sink import MAX_REFUSALS, ElasticsearchSink, plugin
+from tests.sinks import timed
 
 API_KEY = "VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw=="
 PASSWORD = "correct-horse-battery-staple"
@@ -137,6 +139,24 @@ def test_every_allowed_format_is_stored_as_rendered_with_a_timestamp(
         stored = es.docs()[event.id]
         assert stored == {"@timestamp": event.timestamp, **rendered}
         assert stored["@timestamp"] == rendered.get("@timestamp", event.timestamp)
+
+
+@pytest.mark.parametrize("fmt", ["raw", "normalized", "ecs"])
+def test_a_compliance_record_lands_at_its_own_time_not_its_files_end(
+    es: FakeElasticsearch, fmt: str
+) -> None:
+    """A compliance record's `@timestamp` is its own time (milliseconds kept), not its log
+    file's end time: added by the sink to raw and normalized documents, ECS's own otherwise; an
+    audit event's added `@timestamp` stays its `effective_at`."""
+    file_end = 1_720_000_000
+    record, (audit,) = timed.record(file_end), events(1)
+    assert make_sink(es.url, format=fmt).send([record, audit]) == []
+    stored = es.docs()
+    own = dt.datetime.fromtimestamp(timed.own_time_ms(file_end) / 1000, dt.UTC)
+    assert dt.datetime.fromisoformat(stored[record.id]["@timestamp"]) == own
+    assert stored[record.id]["@timestamp"] != record.timestamp
+    if fmt != "ecs":
+        assert stored[audit.id]["@timestamp"] == audit.timestamp
 
 
 def test_custom_index_and_pipeline_are_used(es: FakeElasticsearch) -> None:

@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 
 from shipper.config.settings import parse_config
 from shipper.errors import ConfigError, SinkFatalError, SinkRetryableError
-from shipper.model.event import AuditEvent, ComplianceRecord
+from shipper.model.event import AuditEvent, ComplianceRecord, rfc3339_ms
 from shipper.pipeline.sink import SinkContext
 from shipper.secrets import SecretUnavailableError
 from shipper.testing.contract.events import api_event, events
@@ -24,6 +24,7 @@ from shipper.testing.receivers.secops import FakeSecOps
 from sinks.secops import protocol
 from sinks.secops.settings import SecOpsSettings
 from sinks.secops.sink import SecOpsSink
+from tests.sinks import timed
 
 IMPORT = "/logs:import"
 
@@ -155,6 +156,24 @@ def test_compliance_records_go_under_the_configured_log_type(
         ("CHATGPT_COMPLIANCE", "evt-1"),
         ("OPENAI_AUDITLOG", audit.id),
     }
+
+
+def test_a_compliance_record_lands_at_its_own_time_not_its_files_end(
+    google: FakeSecOps, key_file: Path
+) -> None:
+    """`logEntryTime` of a compliance record is the record's own time (to the millisecond), not
+    the end time of its log file; an audit event's stays its `effective_at`."""
+    file_end = 1_720_000_000
+    record, audit = timed.record(file_end), events(1)[0]
+    sink = make_sink(google, key_file, compliance_log_type="CHATGPT_COMPLIANCE")
+    assert sink.send([record, audit]) == []
+    times = {
+        log.json().get("event_id") or log.json()["id"]: log.log_entry_time for log in google.logs
+    }
+    own = dt.datetime.fromtimestamp(timed.own_time_ms(file_end) / 1000, dt.UTC)
+    assert parse(times[record.id]) == own != dt.datetime.fromtimestamp(file_end, dt.UTC)
+    assert times[record.id] == "2024-07-03T09:34:05.250000Z"
+    assert times[audit.id] == rfc3339_ms(audit.effective_at * 1000)
 
 
 def test_compliance_records_without_a_log_type_stop_the_sink_naming_the_key(

@@ -26,6 +26,7 @@ from shipper.testing.receivers.sentinel import (
 from sinks.sentinel.settings import SentinelSettings
 from sinks.sentinel.sink import SentinelSink
 from tests.contract.harness_sentinel import SECRET, settings_for
+from tests.sinks import timed
 
 GENERIC_STREAM = "Custom-OpenAIShipperEvents"
 GENERIC_COLUMNS = {
@@ -142,6 +143,23 @@ def test_compliance_records_go_through_the_generic_profile_only(
     assert fake.records[-1]["SourceType"] == "chatgpt_compliance"
     with pytest.raises(SinkFatalError, match='profile = "generic"'):
         deliver(make(fake, tls, clock), [record])
+
+
+def test_a_compliance_record_lands_at_its_own_time_not_its_files_end(
+    fake: FakeSentinel, tls: tuple[Any, Path], clock: Clock
+) -> None:
+    """Profile generic: `TimeGenerated` of a compliance record is its own time (milliseconds
+    kept), not its log file's end time; an audit event's stays its `effective_at`, in both
+    profiles (openai_solution sends the API's `effective_at` for the DCR to read)."""
+    file_end = 1_720_000_000
+    record, audit = timed.record(file_end), events(1)[0]
+    assert deliver(make(fake, tls, clock, profile="generic"), [record, audit]) == []
+    times = {r["EventId"]: r["TimeGenerated"] for r in fake.records}
+    assert times[record.id] == "2024-07-03T09:34:05.250Z"
+    assert times[record.id] != record.timestamp
+    assert times[audit.id] == audit.timestamp
+    assert deliver(make(fake, tls, clock), [audit]) == []
+    assert fake.records[-1]["effective_at"] == audit.effective_at == audit.raw["effective_at"]
 
 
 # -- documented limits -----------------------------------------------------------------------

@@ -6,6 +6,7 @@ import gzip
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from shipper.model.event import AuditEvent, normalize
 from shipper.testing.receivers.base import Reply
 from shipper.testing.receivers.splunk_hec import FakeHec, Token
 from sinks.splunk_hec.sink import SplunkHecSettings, SplunkHecSink, plugin
+from tests.sinks import timed
 
 TOKEN = "good-token-0123"
 ACK_TOKEN = "ack-token-4567"
@@ -143,6 +145,72 @@ def test_normalized_format_and_optional_keys_left_out(hec: FakeHec) -> None:
         }
         for e in batch
     ]
+
+
+def test_a_compliance_record_lands_at_its_own_time_not_its_files_end(hec: FakeHec) -> None:
+    """HEC `time` of a compliance record is the record's own `timestamp` (seconds, milliseconds as
+    the fraction), not the end time of its log file; an audit event's stays its `effective_at`,
+    a whole number as before."""
+    file_end = 1_784_592_000
+    compliance = timed.record(file_end)
+    audit = make_event(1)
+    assert sink_for(hec).send([compliance, audit]) == []
+    record_time, audit_time = (e["time"] for e in hec.events)
+    assert record_time == timed.own_time_ms(file_end) / 1000 == 1_784_591_245.25
+    assert record_time != compliance.effective_at
+    assert audit_time == audit.effective_at and isinstance(audit_time, int)
+    assert b'"time":1784591245.25,' in event_requests(hec)[0].body
+
+
+def test_without_a_sourcetype_each_event_goes_under_its_own(hec: FakeHec) -> None:
+    """No `sourcetype`/`source` set: audit events go under openai:audit (source
+    openai:audit_log), each compliance record type under its own openai:compliance:<type>
+    (source openai:chatgpt_compliance), an unknown type under openai:compliance:logs; each is a
+    stanza of deploy/splunk/props.conf."""
+    types = ["AUTH_LOG", "AUDIT_LOG", "CODEX_SECURITY_LOG", "COSTS", "SOMETHING_NEW"]
+    batch = [
+        make_event(0),
+        *(timed.record(1_784_592_000, record_type=t, n=i) for i, t in enumerate(types)),
+    ]
+    assert sink_for(hec, format="normalized").send(batch) == []
+    got = [(e["sourcetype"], e["source"]) for e in hec.events]
+    compliance = "openai:chatgpt_compliance"
+    assert got == [
+        ("openai:audit", "openai:audit_log"),
+        ("openai:compliance:auth_log", compliance),
+        ("openai:compliance:audit_log", compliance),
+        ("openai:compliance:codex_security_log", compliance),
+        ("openai:compliance:costs", compliance),
+        ("openai:compliance:logs", compliance),
+    ]
+    props = (Path(__file__).resolve().parents[2] / "deploy" / "splunk" / "props.conf").read_text()
+    assert all(f"\n[{sourcetype}]\n" in props for sourcetype, _ in got)
+
+
+def test_an_audit_event_and_a_record_of_the_same_type_keep_their_own_sourcetypes(
+    hec: FakeHec,
+) -> None:
+    """The sink remembers each type's labels, but a type string that both kinds carry still
+    gives each kind its own sourcetype and source, whichever comes first."""
+    audit = AuditEvent("audit-1", "AUTH_LOG", 1_784_592_000, json=b'{"id":"audit-1"}')
+    record = timed.record(1_784_592_000)
+    assert sink_for(hec).send([audit, record, audit, record]) == []
+    assert [(e["sourcetype"], e["source"]) for e in hec.events] == [
+        ("openai:audit", "openai:audit_log"),
+        ("openai:compliance:auth_log", "openai:chatgpt_compliance"),
+    ] * 2
+
+
+def test_a_configured_sourcetype_and_source_apply_to_every_event(hec: FakeHec) -> None:
+    """`sourcetype` and `source` set: every event, audit or compliance of any type, goes under
+    them."""
+    batch = [
+        make_event(0),
+        timed.record(1_784_592_000),
+        timed.record(1_784_592_000, n=1, record_type="AUDIT_LOG"),
+    ]
+    sink_for(hec, sourcetype="chatgpt:all", source="shipper").send(batch)
+    assert [(e["sourcetype"], e["source"]) for e in hec.events] == [("chatgpt:all", "shipper")] * 3
 
 
 def test_gzip_body(hec: FakeHec) -> None:

@@ -27,6 +27,7 @@ from sinks.syslog.format import (
     structured_data,
 )
 from sinks.syslog.sink import SyslogSinkSettings, plugin
+from tests.sinks import timed
 
 HOSTILE_PIECES = ["\n", "\r\n", "\x00", "]", '"', "\\", "|", "=", "\t", "\x1b[31m", "😀", "\u2028"]
 hostile_text = st.one_of(
@@ -124,6 +125,14 @@ def test_rfc3164_message_is_exactly_as_specified() -> None:
     event = make_event(effective_at=1_704_445_200)  # 2024-01-05T09:00:00Z
     message = header("rfc3164").message(event, b"{}")
     assert message == b"<133>Jan  5 09:00:00 host.example shipper: {}"
+
+
+def test_a_compliance_records_header_carries_its_own_time_not_its_files_end() -> None:
+    """A compliance record's TIMESTAMP is its own time: RFC 5424 with its milliseconds, RFC 3164
+    to the second; its log file ended at 2024-07-12T17:09:50Z, 12 min 34.75 s later."""
+    record = timed.record(1_720_804_190)
+    assert parse_5424(header().message(record, b"{}"))["timestamp"] == "2024-07-12T16:57:15.250Z"
+    assert header("rfc3164").message(record, b"{}").startswith(b"<133>Jul 12 16:57:15 ")
 
 
 def test_failures_are_warnings_and_the_rest_notices() -> None:

@@ -23,6 +23,7 @@ from shipper.pipeline.sink import Sink, SinkContext
 from shipper.testing.receivers.rsyslog import Record, Rsyslog, TlsFiles, rsyslogd_path
 from sinks.syslog.format import BOM, header_field
 from sinks.syslog.sink import SyslogSink, SyslogSinkSettings, plugin, unacked_bytes
+from tests.sinks import timed
 
 HOST = "shipper-host.example"
 # Recent, whole seconds: RFC 3164 has no year, so rsyslog guesses the current one.
@@ -191,6 +192,29 @@ def test_rfc3164_fields_arrive_as_sent(rsyslog: Rsyslog, make_sink: Sinks) -> No
         assert received.replace(year=sent.year) == sent
         assert (record.hostname, record.app_name) == (HOST, "audit")
         assert record.body() == document(ev)
+
+
+@pytest.mark.parametrize("style", ["rfc5424", "rfc3164"])
+def test_a_compliance_record_lands_at_its_own_time_not_its_files_end(
+    rsyslog: Rsyslog, make_sink: Sinks, style: str
+) -> None:
+    """The header TIMESTAMP of a compliance record is the record's own time (RFC 5424 with its
+    milliseconds, RFC 3164 to the second), not the end time of its log file; an audit event's
+    stays its `effective_at`."""
+    compliance, audit = timed.record(NOW), event(1)
+    deliver(make_sink(rsyslog, format=style), [compliance, audit])
+    records = rsyslog.sync()
+    assert len(records) == 2, rsyslog.diagnostics()
+    by_id = {r.body().get("event_id") or r.body()["id"]: r for r in records}
+    own = dt.datetime.fromtimestamp(timed.own_time_ms(NOW) / 1000, dt.UTC)
+    received = dt.datetime.fromisoformat(by_id[compliance.id].timereported)
+    audit_received = dt.datetime.fromisoformat(by_id[audit.id].timereported)
+    if style == "rfc3164":  # no year and no fraction: compare what the format can carry
+        own = own.replace(microsecond=0)
+        received = received.replace(year=own.year)
+        audit_received = audit_received.replace(year=own.year)
+    assert received == own != dt.datetime.fromtimestamp(NOW, dt.UTC)
+    assert audit_received == dt.datetime.fromtimestamp(audit.effective_at, dt.UTC)
 
 
 def controls_as_text(value: str) -> str:

@@ -199,18 +199,37 @@ def _format(moment: dt.datetime) -> str:
     return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 
 
+def _own_time(raw: JsonDict) -> tuple[TimeSource, dt.datetime] | None:
+    """The record's own time and where it came from: its `timestamp`, else the message's
+    `created_at`, else the COSTS hour bucket; None when it has none of them."""
+    if (moment := parse_time(raw.get("timestamp"))) is not None:
+        return "timestamp", moment
+    if (moment := parse_time(dig(raw, "message", "created_at"))) is not None:
+        return "message.created_at", moment
+    if (moment := _hour_bucket(raw.get("payload"))) is not None:
+        return "payload.hour", moment
+    return None
+
+
 def event_time(event: AuditEvent, raw: JsonDict) -> tuple[str, int, TimeSource]:
     """(RFC 3339 UTC, epoch milliseconds, where it came from): the record's `timestamp`, else
     the message's `created_at`, else the COSTS hour bucket, else the file's end time."""
-    candidates: tuple[tuple[TimeSource, dt.datetime | None], ...] = (
-        ("timestamp", parse_time(raw.get("timestamp"))),
-        ("message.created_at", parse_time(dig(raw, "message", "created_at"))),
-        ("payload.hour", _hour_bucket(raw.get("payload"))),
-    )
-    for source, moment in candidates:
-        if moment is not None:
-            return _format(moment), (moment - _EPOCH) // _MS, source
-    return rfc3339(event.effective_at), event.effective_at * 1000, "file"
+    found = _own_time(raw)
+    if found is None:
+        return rfc3339(event.effective_at), event.effective_at * 1000, "file"
+    source, moment = found
+    return _format(moment), (moment - _EPOCH) // _MS, source
+
+
+def occurred_ms(event: AuditEvent) -> int:
+    """`event_time`'s milliseconds, reading the record once and formatting nothing: the time a
+    sink stamps on a record (`shipper.render.occurred_ms`). Never raises for a record whose JSON
+    is not an object (its file's end time, as every rendering says)."""
+    raw = event.raw
+    found = _own_time(raw) if isinstance(raw, dict) else None
+    if found is None:
+        return event.effective_at * 1000
+    return (found[1] - _EPOCH) // _MS
 
 
 def _action(record_type: str, raw: JsonDict) -> str | None:
