@@ -53,6 +53,9 @@ def syslog() -> bool:
     return False  # the other four sinks still run; test_syslog_takes_part says why it skipped
 
 
+# Eleven rounds of runs, kills and restarts take 90 to 110 s on 2 cores: the suite's 120 s bound
+# is too close for a loaded machine.
+@pytest.mark.timeout(300)
 def test_no_sink_loses_an_event_under_every_fault_kind(tmp_path: Path, syslog: bool) -> None:
     """Every fault kind, old and new, happens; then 0 missing per sink and no broken promise."""
     settings = Settings(rounds=ROUNDS, seed=7, events=1000, span=7200, syslog=syslog)
