@@ -12,7 +12,7 @@ authorization not enabled (400); 17 healthy (200); 18-20 unhealthy (503).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -41,38 +41,18 @@ CODE_ACK_DISABLED = 14
 CODE_HEALTHY = 17
 
 
-MAX_LABELS = 4096  # event types remembered; the API has a few hundred
-
-
 @dataclass(frozen=True, slots=True)
 class Envelope:
     """The metadata keys of every event sent. `sourcetype` and `source` None: each event's own
-    (`labels`); `host` and `index` None are left out (HEC then uses the token's defaults)."""
+    (the stanza of `deploy/splunk/props.conf` for its kind and type, `splunk_sourcetype`, and
+    `openai:<source type>`); `host` and `index` None are left out (HEC then uses the token's
+    defaults)."""
 
     sourcetype: str | None
     source: str | None
     host: str | None
     index: str | None
     indexed_fields: bool
-    # type -> (source_type, sourcetype, source): one lookup by a string whose hash is cached.
-    _labels: dict[str, tuple[str, str, str]] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
-
-    def labels(self, event: AuditEvent) -> tuple[str, str, str]:
-        """(source_type, sourcetype, source) of the event: the configured values, else its own,
-        the stanza of `deploy/splunk/props.conf` for its kind and type (`splunk_sourcetype`)
-        and `openai:<source type>` (`openai:audit_log`, `openai:chatgpt_compliance`)."""
-        found = self._labels.get(event.type)
-        if found is None or found[0] != event.source_type:
-            if len(self._labels) >= MAX_LABELS:
-                self._labels.clear()
-            found = self._labels[event.type] = (
-                event.source_type,
-                splunk_sourcetype(event) if self.sourcetype is None else self.sourcetype,
-                f"openai:{event.source_type}" if self.source is None else self.source,
-            )
-        return found
 
 
 def envelope(event: AuditEvent, document: JsonDict, meta: Envelope) -> bytes:
@@ -81,15 +61,12 @@ def envelope(event: AuditEvent, document: JsonDict, meta: Envelope) -> bytes:
     `time` is when the event happened (`occurred_ms`): for a compliance record its own time,
     not the end time of its log file."""
     ms = occurred_ms(event)
-    labels = meta._labels.get(event.type)  # `meta.labels(event)`, its hit inline: every event
-    if labels is None or labels[0] != event.source_type:
-        labels = meta.labels(event)
     obj: JsonDict = {
         # Epoch seconds; milliseconds as the fraction only when there are any, so a whole
         # second stays an integer, as audit-log events have always been sent.
         "time": ms / 1000 if ms % 1000 else ms // 1000,
-        "sourcetype": labels[1],
-        "source": labels[2],
+        "sourcetype": splunk_sourcetype(event) if meta.sourcetype is None else meta.sourcetype,
+        "source": f"openai:{event.source_type}" if meta.source is None else meta.source,
     }
     if meta.host is not None:
         obj["host"] = meta.host
